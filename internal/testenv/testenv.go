@@ -1,0 +1,51 @@
+// Package testenv decides whether tests that need the machine's privileges
+// can run, so that they skip with a reason on a developer's laptop but fail
+// in CI, where NFSLOCKFS_REQUIRE_FUSE=1 promises the capability is there.
+package testenv
+
+import (
+	"os"
+	"testing"
+)
+
+// RequireFUSEVar is the environment variable that turns a missing FUSE
+// capability from a skip into a failure.
+const RequireFUSEVar = "NFSLOCKFS_REQUIRE_FUSE"
+
+// NeedFUSE skips t unless this process is root and /dev/fuse opens; when
+// NFSLOCKFS_REQUIRE_FUSE=1 it fails t instead of skipping.
+func NeedFUSE(t testing.TB) {
+	t.Helper()
+	if reason := fuseUnavailable(); reason != "" {
+		missing(t, reason)
+	}
+}
+
+// NeedRoot skips t unless this process is root (for namespaces, mounts);
+// when NFSLOCKFS_REQUIRE_FUSE=1 it fails t instead.
+func NeedRoot(t testing.TB) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		missing(t, "needs root")
+	}
+}
+
+func fuseUnavailable() string {
+	if os.Geteuid() != 0 {
+		return "needs root to mount FUSE filesystems"
+	}
+	f, err := os.OpenFile("/dev/fuse", os.O_RDWR, 0)
+	if err != nil {
+		return "needs /dev/fuse: " + err.Error()
+	}
+	f.Close()
+	return ""
+}
+
+func missing(t testing.TB, reason string) {
+	t.Helper()
+	if os.Getenv(RequireFUSEVar) == "1" {
+		t.Fatalf("%s, and %s=1 requires it", reason, RequireFUSEVar)
+	}
+	t.Skip(reason)
+}

@@ -1,0 +1,128 @@
+package nfslock
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/sirupsen/logrus"
+)
+
+// Acquire takes the lock on path, waiting until it is free, ctx ends, or a
+// permanent error (a read-only or missing directory, a name too long, ...)
+// makes waiting pointless. When ctx ends, the error matches ctx.Err() and,
+// if the lock was held, ErrLocked, naming the last holder seen.
+//
+// Waiters of one process for one lock are served in arrival order: only the
+// first polls, and a release in this process hands the lock to it at once.
+// A release by another process of this host wakes it through inotify; a
+// release on another host is seen by polling P.nfs_lock with a randomized
+// interval growing from 1 ms to 100 ms.
+func Acquire(ctx context.Context, path string, opts ...Option) (*Lock, error) {
+	o := buildOptions(opts)
+	rec, err := o.record()
+	if err != nil {
+		return nil, err
+	}
+	start := time.Now()
+	key := lockKey(path)
+	w := waiters.join(key)
+	defer waiters.leave(key, w)
+	l, err := w.acquire(ctx, path, key, rec, o.log)
+	if err != nil {
+		return nil, err
+	}
+	l.activate(o.log, time.Since(start))
+	return l, nil
+}
+
+func (w *waiter) acquire(ctx context.Context, p, key string, rec Record, log logrus.FieldLogger) (*Lock, error) {
+	var (
+		watch   *releaseWatch
+		poll    backoff
+		lastErr error
+	)
+	defer func() { watch.Close() }()
+	for {
+		if err := ctx.Err(); err != nil {
+			return nil, waitError(p, err, lastErr)
+		}
+		if !waiters.isHead(key, w) || heldLocks.get(key) != nil {
+			// Not our turn, or held by this process: a release or the
+			// waiter ahead of us leaving signals w.wake.
+			select {
+			case <-w.wake:
+			case <-ctx.Done():
+			}
+			continue
+		}
+		l, err := tryAcquire(p, rec)
+		if err == nil {
+			return l, nil
+		}
+		var held *HeldError
+		isHeld := errors.As(err, &held)
+		if !isHeld && isPermanent(err) {
+			return nil, err
+		}
+		lastErr = err
+		if watch == nil {
+			watch = watchReleases(p)
+			removeOldAttempts(p, time.Now())
+		}
+		log.WithError(err).WithField("path", p).Debug("waiting for lock")
+		if err := w.waitForChange(ctx, watch, &poll, held); err != nil {
+			return nil, waitError(p, err, lastErr)
+		}
+	}
+}
+
+// waitForChange sleeps until the lock may have become free: a release in
+// this process or on this host, or a poll that finds P.nfs_lock changed or
+// its local holder dead. held is the holder last seen, nil after a
+// filesystem error (then the next poll simply retries).
+func (w *waiter) waitForChange(ctx context.Context, watch *releaseWatch, poll *backoff, held *HeldError) error {
+	for {
+		t := time.NewTimer(poll.next())
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-w.wake:
+			t.Stop()
+			return nil
+		case <-watch.Released():
+			t.Stop()
+			return nil
+		case <-t.C:
+			if held == nil || !held.unchanged() {
+				return nil
+			}
+		}
+	}
+}
+
+// unchanged reports, at the cost of one lstat, whether the lock is still as
+// it was when e was made: the same file, and a local holder still alive.
+func (e *HeldError) unchanged() bool {
+	fi, err := os.Lstat(lockFile(e.Path))
+	if err != nil || !fileIDOf(fi).equal(e.file) {
+		return false
+	}
+	return e.Corrupt || !isLocal(e.Holder) || alive(e.Holder)
+}
+
+func (id fileID) equal(o fileID) bool {
+	return id.dev == o.dev && id.ino == o.ino && id.size == o.size && id.mtime.Equal(o.mtime)
+}
+
+// waitError reports a wait that ended: it matches the context's error and,
+// when the lock was held, the last HeldError seen.
+func waitError(p string, ctxErr, last error) error {
+	if last == nil {
+		return fmt.Errorf("nfslock: %s: %w", p, ctxErr)
+	}
+	return fmt.Errorf("nfslock: %s: gave up waiting: %w; last attempt: %w", p, ctxErr, last)
+}

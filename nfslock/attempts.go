@@ -1,0 +1,60 @@
+package nfslock
+
+import (
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"time"
+)
+
+// Attempt files are normally removed at once; a process that dies between
+// creating one and removing it leaves it behind. As Core does, attempt files
+// older than attemptMaxAge are removed, except the newest attemptsKept.
+const (
+	attemptMaxAge = 5 * time.Minute
+	attemptsKept  = 3
+)
+
+// lastAttemptSweep rate-limits sweeps per lock: listing a large directory
+// over NFS is costly, and leftovers are rare.
+var lastAttemptSweep sync.Map // lock key → time.Time
+
+// removeOldAttempts removes p's leftover attempt files, at most once per
+// attemptMaxAge per lock in this process. It runs when a waiter starts
+// waiting, so an uncontended acquire never lists the directory. Errors are
+// ignored: the sweep is housekeeping.
+func removeOldAttempts(p string, now time.Time) {
+	key := lockKey(p)
+	if last, ok := lastAttemptSweep.Load(key); ok && now.Sub(last.(time.Time)) < attemptMaxAge {
+		return
+	}
+	lastAttemptSweep.Store(key, now)
+	dir, base := filepath.Split(p)
+	if dir == "" {
+		dir = "."
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	type leftover struct {
+		name  string
+		mtime time.Time
+	}
+	var found []leftover
+	for _, e := range entries {
+		if !isAttemptFileOf(e.Name(), base) {
+			continue
+		}
+		if info, err := e.Info(); err == nil {
+			found = append(found, leftover{filepath.Join(dir, e.Name()), info.ModTime()})
+		}
+	}
+	slices.SortFunc(found, func(a, b leftover) int { return b.mtime.Compare(a.mtime) })
+	for i, f := range found {
+		if i >= attemptsKept && now.Sub(f.mtime) > attemptMaxAge {
+			os.Remove(f.name)
+		}
+	}
+}

@@ -1,0 +1,132 @@
+package nfslock
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"syscall"
+	"time"
+)
+
+// HolderState says what can be known from here about a lock's holder.
+type HolderState int
+
+const (
+	HolderAlive   HolderState = iota + 1 // a running process of this host
+	HolderDead                           // a process of this host that is gone: the lock is stale
+	HolderRemote                         // a process of another host: its life cannot be judged from here
+	HolderCorrupt                        // the record does not parse (a Core v1 writer may be mid-write)
+)
+
+func (s HolderState) String() string {
+	switch s {
+	case HolderAlive:
+		return "alive"
+	case HolderDead:
+		return "dead"
+	case HolderRemote:
+		return "remote"
+	case HolderCorrupt:
+		return "corrupt"
+	}
+	return fmt.Sprintf("HolderState(%d)", int(s))
+}
+
+// Holder describes a held lock as one read of P.nfs_lock found it.
+type Holder struct {
+	Record Record // zero when State is HolderCorrupt
+	Raw    []byte // the record's bytes as read
+	// Since is the modification time of P.nfs_lock: when the holder
+	// acquired the lock or last changed its record.
+	Since time.Time
+	State HolderState
+}
+
+// fileID identifies one version of P.nfs_lock, so that a waiter can tell
+// from a single lstat whether the lock changed since it last read it.
+type fileID struct {
+	dev, ino uint64
+	size     int64
+	mtime    time.Time
+}
+
+func fileIDOf(fi os.FileInfo) fileID {
+	st := fi.Sys().(*syscall.Stat_t)
+	return fileID{dev: st.Dev, ino: st.Ino, size: fi.Size(), mtime: fi.ModTime()}
+}
+
+// Inspect reads the lock at path and judges its holder. A free lock gives an
+// error matching ErrNotLocked; an unparsable record is not an error but a
+// Holder in state HolderCorrupt, with the bytes in Raw.
+func Inspect(path string) (Holder, error) {
+	h, _, err := readLockFile(path)
+	return h, err
+}
+
+// ReadRecord returns the record of the lock at path. A free lock gives an
+// error matching ErrNotLocked, an unparsable record one matching ErrCorrupt.
+func ReadRecord(path string) (Record, error) {
+	h, _, err := readLockFile(path)
+	if err != nil {
+		return Record{}, err
+	}
+	if h.State == HolderCorrupt {
+		_, perr := ParseRecord(h.Raw)
+		return Record{}, fmt.Errorf("nfslock: %s: %w", path, perr)
+	}
+	return h.Record, nil
+}
+
+// readLockFile reads and judges P.nfs_lock in one open, fstat, read, close.
+// It refuses anything but a regular file (a symbolic link, a FIFO), so that
+// nothing can make it follow a link elsewhere or block.
+func readLockFile(p string) (Holder, fileID, error) {
+	name := lockFile(p)
+	f, err := os.OpenFile(name, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+	if errors.Is(err, os.ErrNotExist) {
+		return Holder{}, fileID{}, fmt.Errorf("nfslock: %s: %w", p, ErrNotLocked)
+	}
+	if errors.Is(err, syscall.ELOOP) {
+		return Holder{}, fileID{}, fmt.Errorf("nfslock: %s: %s is a symbolic link, not a lock record; an operator must remove it: %w", p, name, err)
+	}
+	if err != nil {
+		return Holder{}, fileID{}, fmt.Errorf("nfslock: %s: %w", p, err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return Holder{}, fileID{}, fmt.Errorf("nfslock: %s: %w", p, err)
+	}
+	if !fi.Mode().IsRegular() {
+		return Holder{}, fileID{}, fmt.Errorf("nfslock: %s: %s is a %s, not a lock record; an operator must remove it: %w", p, name, fi.Mode().Type(), syscall.EINVAL)
+	}
+	raw, err := io.ReadAll(io.LimitReader(f, MaxRecordSize+1))
+	if err != nil {
+		return Holder{}, fileID{}, fmt.Errorf("nfslock: %s: %w", p, err)
+	}
+	return judge(raw, fi.ModTime()), fileIDOf(fi), nil
+}
+
+// judge parses a record and decides what its holder is.
+func judge(raw []byte, since time.Time) Holder {
+	h := Holder{Raw: raw, Since: since}
+	rec, err := ParseRecord(raw)
+	switch {
+	case err != nil:
+		h.State = HolderCorrupt
+		return h
+	case !isLocal(rec):
+		h.State = HolderRemote
+	case alive(rec):
+		h.State = HolderAlive
+	default:
+		h.State = HolderDead
+	}
+	h.Record = rec
+	return h
+}
+
+func (h Holder) heldError(p string, id fileID) *HeldError {
+	return &HeldError{Path: p, Holder: h.Record, Since: h.Since, Raw: h.Raw, Corrupt: h.State == HolderCorrupt, file: id}
+}

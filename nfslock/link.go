@@ -1,0 +1,105 @@
+package nfslock
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"syscall"
+)
+
+// linkFile is link(2); tests replace it to lose the reply of a link that
+// happened, as a retransmitted NFS LINK does.
+var linkFile = os.Link
+
+// attempt is an attempt file: a complete record under a name of its own.
+type attempt struct {
+	name     string
+	dev, ino uint64
+}
+
+// writeAttempt creates an attempt file for p holding data. The file is
+// complete and closed before it is returned, so the lock it may become never
+// exists half-written (Core's listed liveness bug).
+func writeAttempt(p string, data []byte) (attempt, error) {
+	name := attemptFile(p)
+	f, err := os.OpenFile(name, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o666)
+	if err != nil {
+		return attempt{}, err
+	}
+	_, err = f.Write(data)
+	var fi os.FileInfo
+	if err == nil {
+		fi, err = f.Stat()
+	}
+	// On NFS, write errors such as ENOSPC or EDQUOT often surface at close.
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(name)
+		return attempt{}, err
+	}
+	st := fi.Sys().(*syscall.Stat_t)
+	return attempt{name: name, dev: st.Dev, ino: st.Ino}, nil
+}
+
+// linkTo links the attempt file to target and reports whether target is now
+// the attempt file. A link that fails may still have happened: NFS
+// retransmits a LINK whose reply was lost, and the server answers the
+// retransmission with EEXIST. So after a failure target is compared with the
+// attempt file by device and inode first (link counts can be stale on
+// network filesystems), and only when that comparison is impossible by the
+// attempt file's link count. Core checks neither, and can wedge on its own
+// lock. A plain EEXIST is reported as (false, nil): the lock is held.
+func (a attempt) linkTo(target string) (bool, error) {
+	err := linkFile(a.name, target)
+	if err == nil {
+		return true, nil
+	}
+	if isPermanent(err) {
+		return false, err
+	}
+	if fi, lerr := os.Lstat(target); lerr == nil {
+		if sameInode(fi, a.dev, a.ino) {
+			return true, nil
+		}
+	} else if fi, serr := os.Stat(a.name); serr == nil && fi.Sys().(*syscall.Stat_t).Nlink == 2 {
+		return true, nil
+	}
+	if errors.Is(err, os.ErrExist) {
+		return false, nil
+	}
+	return false, err
+}
+
+func sameInode(fi os.FileInfo, dev, ino uint64) bool {
+	st := fi.Sys().(*syscall.Stat_t)
+	return st.Dev == dev && st.Ino == ino
+}
+
+// permanentErrnos are failures that retrying cannot cure: a blocking
+// acquire returns them at once instead of spinning.
+var permanentErrnos = []syscall.Errno{
+	syscall.EACCES, syscall.EPERM, syscall.EROFS, syscall.ENOENT, syscall.ENOTDIR,
+	syscall.ENAMETOOLONG, syscall.ENOSPC, syscall.EDQUOT, syscall.ELOOP, syscall.EISDIR, syscall.EINVAL,
+}
+
+func isPermanent(err error) bool {
+	for _, errno := range permanentErrnos {
+		if errors.Is(err, errno) {
+			return true
+		}
+	}
+	return false
+}
+
+// pathError names the lock path in err, and for ENAMETOOLONG explains the
+// suffixes that made the name too long.
+func pathError(p string, err error) error {
+	if errors.Is(err, syscall.ENAMETOOLONG) {
+		if nerr := checkName(p); nerr != nil {
+			return nerr
+		}
+	}
+	return fmt.Errorf("nfslock: %s: %w", p, err)
+}

@@ -1,0 +1,266 @@
+package nfslock
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/sirupsen/logrus"
+)
+
+// A Lock is a lock held by this process (for itself, or for the local
+// process its record names). Its methods are safe for concurrent use.
+type Lock struct {
+	path     string // as the caller named it
+	key      string // absolute path: identifies the lock within this process
+	acquired time.Time
+	log      logrus.FieldLogger
+
+	mu       sync.Mutex
+	rec      Record
+	data     []byte // rec as it is on disk in P.nfs_lock
+	dev, ino uint64 // P.nfs_lock's identity: release checks it is still ours
+	released bool
+}
+
+// TryLock takes the lock on path if it is free (or stale), without waiting.
+// A lock held by someone else gives an error matching ErrLocked, a
+// *HeldError naming the holder. Other errors are failures of the
+// filesystem, naming the path.
+func TryLock(path string, opts ...Option) (*Lock, error) {
+	o := buildOptions(opts)
+	rec, err := o.record()
+	if err != nil {
+		return nil, err
+	}
+	l, err := tryAcquire(path, rec)
+	if err != nil {
+		return nil, err
+	}
+	l.activate(o.log, 0)
+	return l, nil
+}
+
+// tryAcquire makes one attempt to take the lock at p for rec: SPEC §2's
+// steps 1 to 5, with the held-lock check moved after the link, so that a free
+// lock costs no read. A stale lock is cleaned up and the attempt repeated
+// once.
+func tryAcquire(p string, rec Record) (*Lock, error) {
+	if err := checkName(p); err != nil {
+		return nil, err
+	}
+	data := rec.Encode()
+	const maxTries = 3 // the lock may be released, or cleaned, under our feet
+	cleaned := false
+	for try := 1; ; try++ {
+		a, err := writeAttempt(p, data)
+		if err != nil {
+			return nil, pathError(p, err)
+		}
+		linked, err := a.linkTo(lockFile(p))
+		if linked {
+			// One rename makes P a second name of the record, as Core v1
+			// has it, and removes the attempt name.
+			if os.Rename(a.name, p) != nil {
+				os.Remove(a.name)
+			}
+			return &Lock{path: p, key: lockKey(p), rec: rec, data: data, dev: a.dev, ino: a.ino}, nil
+		}
+		os.Remove(a.name)
+		if err != nil {
+			return nil, pathError(p, err)
+		}
+		h, id, err := readLockFile(p)
+		switch {
+		case errors.Is(err, ErrNotLocked) && try < maxTries:
+			continue
+		case errors.Is(err, ErrNotLocked):
+			return nil, &HeldError{Path: p}
+		case err != nil:
+			return nil, err
+		case h.State == HolderDead && !cleaned && try < maxTries:
+			if _, err := removeIfUnchanged(p, h.Raw); err != nil {
+				return nil, err
+			}
+			cleaned = true
+			continue
+		}
+		return nil, h.heldError(p, id)
+	}
+}
+
+// activate registers a freshly taken lock with the process and logs it.
+func (l *Lock) activate(log logrus.FieldLogger, waited time.Duration) {
+	l.acquired = time.Now()
+	l.log = log
+	heldLocks.add(l)
+	log.WithFields(logrus.Fields{"path": l.path, "pid": l.rec.Pid, "host": l.rec.Host, "waited": waited}).Info("lock acquired")
+}
+
+// Unlock releases the lock: it checks that P.nfs_lock is still the file
+// this Lock created, with the record it wrote, and only then removes P and
+// P.nfs_lock. A lock removed by someone else gives an error matching
+// ErrNotLocked; one that someone else now holds (after breaking ours) an
+// error matching ErrLocked, and nothing is removed. After a filesystem
+// error the lock is still held and Unlock may be called again.
+func (l *Lock) Unlock() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.released {
+		return fmt.Errorf("nfslock: %s: already released: %w", l.path, ErrNotLocked)
+	}
+	if err := l.checkOwned(); err != nil {
+		if errors.Is(err, ErrNotLocked) || errors.Is(err, ErrLocked) {
+			l.forget()
+		}
+		return err
+	}
+	if err := removeLockFiles(l.path); err != nil {
+		return fmt.Errorf("nfslock: %s: releasing: %w", l.path, err)
+	}
+	l.forget()
+	l.log.WithFields(logrus.Fields{"path": l.path, "pid": l.rec.Pid, "host": l.rec.Host, "held": time.Since(l.acquired)}).Info("lock released")
+	return nil
+}
+
+// checkOwned verifies that P.nfs_lock is still the file and the record this
+// Lock wrote. Called with l.mu held.
+func (l *Lock) checkOwned() error {
+	h, id, err := readLockFile(l.path)
+	if errors.Is(err, ErrNotLocked) {
+		return fmt.Errorf("nfslock: %s: our lock was removed by someone else: %w", l.path, ErrNotLocked)
+	}
+	if err != nil {
+		return err
+	}
+	if id.dev != l.dev || id.ino != l.ino || !bytes.Equal(h.Raw, l.data) {
+		return fmt.Errorf("nfslock: %s: our lock was broken and taken over: %w", l.path, h.heldError(l.path, id))
+	}
+	return nil
+}
+
+// forget marks the lock released and hands it to the next waiter of this
+// process. Called with l.mu held.
+func (l *Lock) forget() {
+	l.released = true
+	heldLocks.remove(l)
+	waiters.wakeHead(l.key)
+}
+
+// Path returns the lock's path as it was given.
+func (l *Lock) Path() string { return l.path }
+
+// Record returns the holder record as it is on disk.
+func (l *Lock) Record() Record {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.rec
+}
+
+// SetMessage replaces the record's message. The record is replaced
+// atomically (see replaceRecord), so every host sees the old or the new one.
+func (l *Lock) SetMessage(msg string) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	rec := l.rec
+	rec.Message = msg
+	return l.replaceRecord(rec)
+}
+
+// SetOwner names the local process pid as the holder, with its start time:
+// from then on the lock is stale when pid dies (the CLI names the command it
+// runs, so that killing the CLI alone cannot free the lock).
+func (l *Lock) SetOwner(pid int) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	rec, err := recordFor(pid, l.rec.Message)
+	if err != nil {
+		return err
+	}
+	return l.replaceRecord(rec)
+}
+
+// replaceRecord writes rec to a new file and renames it over P.nfs_lock:
+// the lock exists at every instant, and a reader anywhere sees the old
+// record or the new one, never a torn one. P gets the new record the same
+// way, best effort. Called with l.mu held.
+func (l *Lock) replaceRecord(rec Record) error {
+	if l.released {
+		return fmt.Errorf("nfslock: %s: already released: %w", l.path, ErrNotLocked)
+	}
+	data := rec.Encode()
+	a, err := writeAttempt(l.path, data)
+	if err != nil {
+		return pathError(l.path, err)
+	}
+	if err := l.checkOwned(); err != nil {
+		os.Remove(a.name)
+		return err
+	}
+	copyForP := attemptFile(l.path)
+	haveCopy := os.Link(a.name, copyForP) == nil
+	if err := os.Rename(a.name, lockFile(l.path)); err != nil {
+		os.Remove(a.name)
+		if haveCopy {
+			os.Remove(copyForP)
+		}
+		return pathError(l.path, err)
+	}
+	if haveCopy && os.Rename(copyForP, l.path) != nil {
+		os.Remove(copyForP)
+	}
+	l.rec, l.data, l.dev, l.ino = rec, data, a.dev, a.ino
+	return nil
+}
+
+// lockKey identifies a lock path within this process, however it was spelled.
+func lockKey(p string) string {
+	if abs, err := filepath.Abs(p); err == nil {
+		return abs
+	}
+	return filepath.Clean(p)
+}
+
+// heldLocks are the locks this process holds, by key: for Core's
+// Unlock(path) and UnlockAll, and so waiters need not poll a lock that a
+// release of this process will hand them.
+var heldLocks = lockRegistry{m: make(map[string]*Lock)}
+
+type lockRegistry struct {
+	mu sync.Mutex
+	m  map[string]*Lock
+}
+
+func (r *lockRegistry) add(l *Lock) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.m[l.key] = l
+}
+
+func (r *lockRegistry) remove(l *Lock) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.m[l.key] == l {
+		delete(r.m, l.key)
+	}
+}
+
+func (r *lockRegistry) get(key string) *Lock {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.m[key]
+}
+
+func (r *lockRegistry) all() []*Lock {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	locks := make([]*Lock, 0, len(r.m))
+	for _, l := range r.m {
+		locks = append(locks, l)
+	}
+	return locks
+}

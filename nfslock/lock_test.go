@@ -1,0 +1,232 @@
+package nfslock
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// lockIn returns a lock path in a fresh directory.
+func lockIn(t *testing.T) string {
+	t.Helper()
+	return filepath.Join(t.TempDir(), "lock")
+}
+
+// plant writes a holder record for p as another process would have.
+func plant(t *testing.T, p string, rec Record) {
+	t.Helper()
+	if err := os.WriteFile(lockFile(p), rec.Encode(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// deadPid returns the pid of a process that has exited and been reaped.
+func deadPid(t *testing.T) int {
+	t.Helper()
+	cmd := exec.Command("true")
+	if err := cmd.Run(); err != nil {
+		t.Fatal(err)
+	}
+	return cmd.Process.Pid
+}
+
+func mustHostname(t *testing.T) string {
+	t.Helper()
+	h, err := hostname()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+// dirEntries lists the names in dir, to show what a lock left behind.
+func dirEntries(t *testing.T, dir string) []string {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	return names
+}
+
+func TestTryLockUnlock(t *testing.T) {
+	p := lockIn(t)
+	l, err := TryLock(p, WithMessage("first"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, err := ReadRecord(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec.Pid != os.Getpid() || rec.Host != mustHostname(t) || rec.Message != "first" || rec.StartTime.IsZero() {
+		t.Errorf("record = %+v, want this process with message first", rec)
+	}
+	// P is a second name of the record, as Core v1 writes it.
+	if data, err := os.ReadFile(p); err != nil || !bytes.Equal(data, rec.Encode()) {
+		t.Errorf("P holds %q, %v; want the record", data, err)
+	}
+	if got := dirEntries(t, filepath.Dir(p)); len(got) != 2 {
+		t.Errorf("while held the directory holds %q, want P and P.nfs_lock only", got)
+	}
+
+	_, err = TryLock(p)
+	var held *HeldError
+	if !errors.Is(err, ErrLocked) || !errors.As(err, &held) || held.Holder.Pid != os.Getpid() {
+		t.Fatalf("second TryLock: %v, want ErrLocked naming us", err)
+	}
+	if !strings.Contains(err.Error(), p) || !strings.Contains(err.Error(), "first") {
+		t.Errorf("error %q does not name the path and the message", err)
+	}
+
+	if err := l.Unlock(); err != nil {
+		t.Fatal(err)
+	}
+	if got := dirEntries(t, filepath.Dir(p)); len(got) != 0 {
+		t.Errorf("after Unlock the directory holds %q, want nothing", got)
+	}
+	if err := l.Unlock(); !errors.Is(err, ErrNotLocked) {
+		t.Errorf("second Unlock: %v, want ErrNotLocked", err)
+	}
+	if _, err := ReadRecord(p); !errors.Is(err, ErrNotLocked) {
+		t.Errorf("ReadRecord of a free lock: %v, want ErrNotLocked", err)
+	}
+}
+
+func TestStaleLocks(t *testing.T) {
+	host := mustHostname(t)
+	self, err := processStart(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name    string
+		rec     Record
+		cleaned bool
+	}{
+		{"dead pid", Record{Host: host, Pid: deadPid(t), Message: "gone"}, true},
+		{"reused pid", Record{Host: host, Pid: os.Getpid(), StartTime: self.Add(-time.Hour)}, true},
+		{"pid 1 alive or EPERM", Record{Host: host, Pid: 1}, false},
+		{"live process", Record{Host: host, Pid: os.Getpid(), StartTime: self}, false},
+		{"other host", Record{Host: "elsewhere.example", Pid: deadPid(t)}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := lockIn(t)
+			plant(t, p, tc.rec)
+			l, err := TryLock(p)
+			if tc.cleaned {
+				if err != nil {
+					t.Fatalf("TryLock over a stale lock: %v", err)
+				}
+				l.Unlock()
+				return
+			}
+			var held *HeldError
+			if !errors.As(err, &held) || held.Holder.Host != tc.rec.Host || held.Holder.Pid != tc.rec.Pid {
+				t.Fatalf("TryLock: %v, want held by %+v", err, tc.rec)
+			}
+		})
+	}
+}
+
+func TestCorruptRecordIsHeld(t *testing.T) {
+	p := lockIn(t)
+	if err := os.WriteFile(lockFile(p), []byte("((host n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err := TryLock(p)
+	if !errors.Is(err, ErrLocked) || !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("TryLock on a corrupt record: %v, want ErrLocked and ErrCorrupt", err)
+	}
+	if _, err := ReadRecord(p); !errors.Is(err, ErrCorrupt) {
+		t.Errorf("ReadRecord: %v, want ErrCorrupt", err)
+	}
+	h, err := Inspect(p)
+	if err != nil || h.State != HolderCorrupt || string(h.Raw) != "((host n" {
+		t.Errorf("Inspect = %+v, %v; want corrupt with the raw bytes", h, err)
+	}
+}
+
+func TestAcquireWaitsForRelease(t *testing.T) {
+	p := lockIn(t)
+	l, err := TryLock(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan *Lock)
+	go func() {
+		l2, err := Acquire(context.Background(), p)
+		if err != nil {
+			t.Error(err)
+		}
+		got <- l2
+	}()
+	time.Sleep(20 * time.Millisecond)
+	if err := l.Unlock(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case l2 := <-got:
+		l2.Unlock()
+	case <-time.After(10 * time.Second):
+		t.Fatal("waiter not woken by the release")
+	}
+}
+
+func TestAcquireTimeoutNamesHolder(t *testing.T) {
+	p := lockIn(t)
+	plant(t, p, Record{Host: "elsewhere.example", Pid: 7, Message: "nightly"})
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	_, err := Acquire(ctx, p)
+	if !errors.Is(err, context.DeadlineExceeded) || !errors.Is(err, ErrLocked) || !strings.Contains(err.Error(), "nightly") {
+		t.Fatalf("Acquire: %v, want a deadline error naming the holder", err)
+	}
+}
+
+func TestPermanentErrorsReturnAtOnce(t *testing.T) {
+	if os.Geteuid() == 0 {
+		// root ignores modes; a read-only bind mount would need more setup
+		t.Log("running as root: checking the missing-directory and long-name cases only")
+	}
+	long := filepath.Join(t.TempDir(), strings.Repeat("x", MaxNameLen+1))
+	cases := map[string]struct {
+		path  string
+		errno syscall.Errno
+	}{
+		"missing directory": {filepath.Join(t.TempDir(), "no", "such", "lock"), syscall.ENOENT},
+		"name too long":     {long, syscall.ENAMETOOLONG},
+	}
+	if os.Geteuid() != 0 {
+		ro := t.TempDir()
+		os.Chmod(ro, 0o555)
+		cases["read-only directory"] = struct {
+			path  string
+			errno syscall.Errno
+		}{filepath.Join(ro, "lock"), syscall.EACCES}
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			_, err := Acquire(ctx, tc.path) // no deadline would wait for ever on a retried error
+			if !errors.Is(err, tc.errno) || errors.Is(err, context.DeadlineExceeded) {
+				t.Fatalf("Acquire: %v, want %v at once", err, tc.errno)
+			}
+			if !strings.Contains(err.Error(), tc.path) {
+				t.Errorf("error %q does not name the path", err)
+			}
+		})
+	}
+}

@@ -1,0 +1,50 @@
+package nfslock
+
+import (
+	"io"
+	"os"
+
+	"github.com/sirupsen/logrus"
+)
+
+// An Option configures how a lock is taken.
+type Option func(*options)
+
+type options struct {
+	message string
+	owner   int // pid named in the record; 0 means this process
+	log     logrus.FieldLogger
+}
+
+// WithMessage sets the record's message, which readers show beside the
+// holder (Core's ?message). Any bytes are allowed.
+func WithMessage(msg string) Option { return func(o *options) { o.message = msg } }
+
+// WithOwner names another process of this host as the holder: its pid and
+// start time go into the record, so the lock becomes stale when that process
+// dies, whatever becomes of this one. The FUSE daemon names the process that
+// opened the file; the CLI names the command it runs.
+func WithOwner(pid int) Option { return func(o *options) { o.owner = pid } }
+
+// WithLogger logs each acquire and release at info level and each poll of a
+// held lock at debug level. Without it the package logs nothing.
+func WithLogger(l logrus.FieldLogger) Option { return func(o *options) { o.log = l } }
+
+var discardLogger = &logrus.Logger{Out: io.Discard, Formatter: new(logrus.TextFormatter), Level: logrus.PanicLevel}
+
+func buildOptions(opts []Option) *options {
+	o := &options{log: discardLogger}
+	for _, opt := range opts {
+		opt(o)
+	}
+	return o
+}
+
+// record builds the holder record these options describe.
+func (o *options) record() (Record, error) {
+	pid := o.owner
+	if pid == 0 {
+		pid = os.Getpid()
+	}
+	return recordFor(pid, o.message)
+}

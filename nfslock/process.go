@@ -1,0 +1,111 @@
+package nfslock
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// startTimeTolerance is how far a live process's start time may be from the
+// record's: /proc gives it in clock ticks after a boot time in whole seconds.
+const startTimeTolerance = time.Second
+
+// clockTicks is USER_HZ, the unit of /proc/PID/stat times; it is 100 on
+// every Linux architecture.
+const clockTicks = 100
+
+var hostname = sync.OnceValues(os.Hostname)
+
+// bootTime is read once: /proc/stat's btime does not change while the system runs.
+var bootTime = sync.OnceValues(func() (time.Time, error) {
+	data, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return time.Time{}, err
+	}
+	for line := range bytes.Lines(data) {
+		if v, ok := bytes.CutPrefix(line, []byte("btime ")); ok {
+			secs, err := strconv.ParseInt(string(bytes.TrimSpace(v)), 10, 64)
+			if err != nil {
+				return time.Time{}, fmt.Errorf("/proc/stat: btime: %w", err)
+			}
+			return time.Unix(secs, 0), nil
+		}
+	}
+	return time.Time{}, errors.New("/proc/stat: no btime line")
+})
+
+// processStart returns when process pid started, from /proc/PID/stat.
+func processStart(pid int) (time.Time, error) {
+	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return time.Time{}, err
+	}
+	// The command name, in parentheses, may hold spaces and parentheses,
+	// so fields are counted from the last ')'; starttime is field 22.
+	i := bytes.LastIndexByte(data, ')')
+	if i < 0 {
+		return time.Time{}, fmt.Errorf("/proc/%d/stat: unexpected format", pid)
+	}
+	fields := bytes.Fields(data[i+1:])
+	const starttimeField = 22 - 3 // fields[0] is field 3, the state
+	if len(fields) <= starttimeField {
+		return time.Time{}, fmt.Errorf("/proc/%d/stat: too few fields", pid)
+	}
+	ticks, err := strconv.ParseInt(string(fields[starttimeField]), 10, 64)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("/proc/%d/stat: starttime: %w", pid, err)
+	}
+	boot, err := bootTime()
+	if err != nil {
+		return time.Time{}, err
+	}
+	return boot.Add(time.Duration(ticks) * time.Second / clockTicks), nil
+}
+
+// recordFor returns the record naming process pid of this host as holder.
+func recordFor(pid int, message string) (Record, error) {
+	host, err := hostname()
+	if err != nil {
+		return Record{}, fmt.Errorf("nfslock: hostname: %w", err)
+	}
+	start, err := processStart(pid)
+	if err != nil {
+		return Record{}, fmt.Errorf("nfslock: holder process %d: %w", pid, err)
+	}
+	return Record{Host: host, Pid: pid, Message: message, StartTime: start.UTC().Truncate(time.Microsecond)}, nil
+}
+
+// isLocal reports whether the record's holder is on this host.
+func isLocal(r Record) bool {
+	host, err := hostname()
+	return err == nil && r.Host == host
+}
+
+// alive reports whether the record's holder, a process of this host, still
+// runs. EPERM from kill means a process exists that we may not signal: alive
+// (Core counts it as dead and so can break a live lock). A pid now used by a
+// process that started at another time is dead: the holder's pid was reused.
+func alive(r Record) bool {
+	if r.Pid <= 0 {
+		return false // no process can hold it; kill(0) would mean our group
+	}
+	if err := syscall.Kill(r.Pid, 0); errors.Is(err, syscall.ESRCH) {
+		return false
+	}
+	if r.StartTime.IsZero() {
+		return true
+	}
+	start, err := processStart(r.Pid)
+	if err != nil {
+		// Gone between kill and the read; any other failure leaves the
+		// holder's life unknown, and an unknown holder keeps its lock.
+		return !errors.Is(err, os.ErrNotExist)
+	}
+	d := start.Sub(r.StartTime)
+	return -startTimeTolerance <= d && d <= startTimeTolerance
+}

@@ -1,0 +1,67 @@
+package nfslock
+
+import "sync"
+
+// waiters queues the blocking acquirers of this process per lock, in
+// arrival order. Only the head of a queue polls the filesystem; a release in
+// this process wakes the head at once, and a head that leaves wakes the next.
+var waiters = waitQueues{m: make(map[string][]*waiter)}
+
+type waitQueues struct {
+	mu sync.Mutex
+	m  map[string][]*waiter
+}
+
+// A waiter is one blocked Acquire. wake has room for one signal, so a
+// signal sent while the waiter is busy is not lost.
+type waiter struct {
+	wake chan struct{}
+}
+
+func (w *waiter) signal() {
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (q *waitQueues) join(key string) *waiter {
+	w := &waiter{wake: make(chan struct{}, 1)}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.m[key] = append(q.m[key], w)
+	return w
+}
+
+func (q *waitQueues) leave(key string, w *waiter) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	queue := q.m[key]
+	for i, x := range queue {
+		if x == w {
+			queue = append(queue[:i:i], queue[i+1:]...)
+			break
+		}
+	}
+	if len(queue) == 0 {
+		delete(q.m, key)
+		return
+	}
+	q.m[key] = queue
+	queue[0].signal()
+}
+
+func (q *waitQueues) isHead(key string, w *waiter) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	queue := q.m[key]
+	return len(queue) > 0 && queue[0] == w
+}
+
+func (q *waitQueues) wakeHead(key string) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if queue := q.m[key]; len(queue) > 0 {
+		queue[0].signal()
+	}
+}

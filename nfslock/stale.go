@@ -1,0 +1,73 @@
+package nfslock
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"syscall"
+)
+
+// removeIfUnchanged removes the lock at p (P, then P.nfs_lock) if P.nfs_lock
+// still holds exactly the bytes raw, which the caller judged removable. It
+// reports whether it removed it.
+//
+// Cleaners on one host serialize on an flock of P.nfs_lock, and each
+// re-checks under the flock that the name still refers to the file it locked
+// and that the file still holds raw. Of several cleaners that judged the same
+// stale lock, the first removes it; the others then find the name gone or
+// naming a new lock, and leave it alone. Without the flock, a slow cleaner
+// could remove a lock that a fast one had already cleaned and re-taken, which
+// is the safety bug Core's documentation lists.
+func removeIfUnchanged(p string, raw []byte) (bool, error) {
+	name := lockFile(p)
+	f, err := os.OpenFile(name, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+	if errors.Is(err, os.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("nfslock: %s: removing stale lock: %w", p, err)
+	}
+	defer f.Close() // also drops the flock
+	if err := flock(f); err != nil {
+		return false, fmt.Errorf("nfslock: %s: removing stale lock: flock %s: %w", p, name, err)
+	}
+	locked, err := f.Stat()
+	if err != nil {
+		return false, fmt.Errorf("nfslock: %s: removing stale lock: %w", p, err)
+	}
+	current, err := os.Lstat(name)
+	if err != nil || !os.SameFile(locked, current) {
+		return false, nil
+	}
+	now, err := io.ReadAll(io.LimitReader(f, MaxRecordSize+1))
+	if err != nil {
+		return false, fmt.Errorf("nfslock: %s: removing stale lock: %w", p, err)
+	}
+	if !bytes.Equal(now, raw) {
+		return false, nil
+	}
+	if err := removeLockFiles(p); err != nil {
+		return false, fmt.Errorf("nfslock: %s: removing stale lock: %w", p, err)
+	}
+	return true, nil
+}
+
+// removeLockFiles removes P, whose absence is fine, and then P.nfs_lock, in
+// Core's order: the lock is the last thing to go.
+func removeLockFiles(p string) error {
+	if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) && !errors.Is(err, syscall.EISDIR) {
+		return err
+	}
+	return os.Remove(lockFile(p))
+}
+
+func flock(f *os.File) error {
+	for {
+		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX)
+		if err != syscall.EINTR {
+			return err
+		}
+	}
+}
