@@ -109,9 +109,9 @@ func TestParseRecordCoreFixtures(t *testing.T) {
 	}
 }
 
-// TestEncodeCoreBytes checks that our records are byte for byte what Core
+// TestRecordEncodeCoreBytes checks that our records are byte for byte what Core
 // writes for the same values, so Core's reader sees its own layout.
-func TestEncodeCoreBytes(t *testing.T) {
+func TestRecordEncodeCoreBytes(t *testing.T) {
 	files := fixtureRecords(t)
 	for name, data := range map[string][]byte{
 		"v2-machine.sexp":               files["v2-machine.sexp"],
@@ -133,7 +133,7 @@ func TestEncodeCoreBytes(t *testing.T) {
 	}
 }
 
-func TestEncode(t *testing.T) {
+func TestRecordEncode(t *testing.T) {
 	start := time.Date(2026, 11, 27, 9, 0, 0, 123456789, time.FixedZone("CET", 3600))
 	for _, tc := range []struct {
 		r    Record
