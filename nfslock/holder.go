@@ -101,11 +101,28 @@ func readLockFile(p string) (Holder, fileID, error) {
 	if !fi.Mode().IsRegular() {
 		return Holder{}, fileID{}, fmt.Errorf("nfslock: %s: %s is a %s, not a lock record; an operator must remove it: %w", p, name, fi.Mode().Type(), syscall.EINVAL)
 	}
-	raw, err := io.ReadAll(io.LimitReader(f, MaxRecordSize+1))
+	raw, err := readRecordBytes(f, fi.Size())
 	if err != nil {
 		return Holder{}, fileID{}, fmt.Errorf("nfslock: %s: %w", p, err)
 	}
 	return judge(raw, fi.ModTime()), fileIDOf(fi), nil
+}
+
+// readRecordBytes reads a lock file of the given size (from fstat), at most
+// MaxRecordSize+1 bytes so that a huge file reads as corrupt. Every read is
+// an NFS round trip: when the first read returns exactly size bytes, the
+// record is complete and no second read is made to see end of file.
+func readRecordBytes(f *os.File, size int64) ([]byte, error) {
+	buf := make([]byte, min(max(size, 0), MaxRecordSize)+1)
+	n, err := f.Read(buf)
+	if err == io.EOF || err == nil && int64(n) == size {
+		return buf[:n], nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	rest, err := io.ReadAll(io.LimitReader(f, MaxRecordSize+1-int64(n)))
+	return append(buf[:n], rest...), err
 }
 
 // judge parses a record and decides what its holder is.

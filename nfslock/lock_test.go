@@ -195,38 +195,99 @@ func TestAcquireTimeoutNamesHolder(t *testing.T) {
 	}
 }
 
+// permanentCase is a lock path whose acquisition must fail at once with errno.
+type permanentCase struct {
+	path  string
+	errno syscall.Errno
+}
+
 func TestPermanentErrorsReturnAtOnce(t *testing.T) {
-	if os.Geteuid() == 0 {
-		// root ignores modes; a read-only bind mount would need more setup
-		t.Log("running as root: checking the missing-directory and long-name cases only")
-	}
-	long := filepath.Join(t.TempDir(), strings.Repeat("x", MaxNameLen+1))
-	cases := map[string]struct {
-		path  string
-		errno syscall.Errno
-	}{
+	cases := map[string]permanentCase{
 		"missing directory": {filepath.Join(t.TempDir(), "no", "such", "lock"), syscall.ENOENT},
-		"name too long":     {long, syscall.ENAMETOOLONG},
+		"not a directory":   {filepath.Join(lockIn(t)+"-file", "lock"), syscall.ENOTDIR},
+		"name too long":     {filepath.Join(t.TempDir(), strings.Repeat("x", MaxNameLen+1)), syscall.ENAMETOOLONG},
 	}
-	if os.Geteuid() != 0 {
+	os.WriteFile(filepath.Dir(cases["not a directory"].path), nil, 0o644)
+	if os.Geteuid() == 0 {
+		// Root ignores modes, so a read-only and a full filesystem stand in.
+		cases["read-only filesystem"] = permanentCase{filepath.Join(tmpfs(t, "ro"), "lock"), syscall.EROFS}
+		cases["no space"] = permanentCase{filepath.Join(fullTmpfs(t), "lock"), syscall.ENOSPC}
+	} else {
 		ro := t.TempDir()
 		os.Chmod(ro, 0o555)
-		cases["read-only directory"] = struct {
-			path  string
-			errno syscall.Errno
-		}{filepath.Join(ro, "lock"), syscall.EACCES}
+		cases["read-only directory"] = permanentCase{filepath.Join(ro, "lock"), syscall.EACCES}
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
+			// A permanent error treated as transient would make Acquire
+			// wait until this deadline.
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
-			_, err := Acquire(ctx, tc.path) // no deadline would wait for ever on a retried error
+			_, err := Acquire(ctx, tc.path)
 			if !errors.Is(err, tc.errno) || errors.Is(err, context.DeadlineExceeded) {
 				t.Fatalf("Acquire: %v, want %v at once", err, tc.errno)
 			}
 			if !strings.Contains(err.Error(), tc.path) {
 				t.Errorf("error %q does not name the path", err)
 			}
+		})
+	}
+}
+
+// tmpfs mounts a small tmpfs with the given options on a temporary directory.
+func tmpfs(t *testing.T, opts string) string {
+	t.Helper()
+	dir := t.TempDir()
+	flags := uintptr(0)
+	if opts == "ro" {
+		flags, opts = syscall.MS_RDONLY, ""
+	}
+	if err := syscall.Mount("tmpfs", dir, "tmpfs", flags, opts); err != nil {
+		t.Fatalf("mount tmpfs: %v", err)
+	}
+	t.Cleanup(func() { syscall.Unmount(dir, syscall.MNT_DETACH) })
+	return dir
+}
+
+// fullTmpfs returns a directory on a tmpfs with no room for another file.
+func fullTmpfs(t *testing.T) string {
+	t.Helper()
+	dir := tmpfs(t, "size=4k,nr_inodes=2")
+	os.WriteFile(filepath.Join(dir, "filler"), make([]byte, 4096), 0o644)
+	return dir
+}
+
+func TestBadLockFiles(t *testing.T) {
+	huge := append(Record{Host: "h", Pid: 1}.Encode(), bytes.Repeat([]byte(" "), MaxRecordSize)...)
+	for name, plantBad := range map[string]func(lock string) error{
+		"symlink": func(lock string) error { return os.Symlink("/etc/passwd", lock) },
+		"fifo":    func(lock string) error { return syscall.Mkfifo(lock, 0o644) },
+		"huge":    func(lock string) error { return os.WriteFile(lock, huge, 0o644) },
+		"empty":   func(lock string) error { return os.WriteFile(lock, nil, 0o644) },
+	} {
+		t.Run(name, func(t *testing.T) {
+			p := lockIn(t)
+			if err := plantBad(lockFile(p)); err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+			defer cancel()
+			_, err := Acquire(ctx, p)
+			if err == nil || !strings.Contains(err.Error(), p) {
+				t.Fatalf("Acquire: %v, want an error naming %s", err, p)
+			}
+			if _, err := os.Lstat(lockFile(p)); err != nil {
+				t.Errorf("the bad lock file was removed: %v", err)
+			}
+			// The operator's override removes it whatever it is.
+			if _, err := Break(p); err != nil {
+				t.Fatalf("Break: %v", err)
+			}
+			l, err := TryLock(p)
+			if err != nil {
+				t.Fatalf("TryLock after Break: %v", err)
+			}
+			l.Unlock()
 		})
 	}
 }

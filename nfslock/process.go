@@ -67,13 +67,19 @@ func processStart(pid int) (time.Time, error) {
 	return boot.Add(time.Duration(ticks) * time.Second / clockTicks), nil
 }
 
+// selfStart is this process's start time, read once: every acquire needs it.
+var selfStart = sync.OnceValues(func() (time.Time, error) { return processStart(os.Getpid()) })
+
 // recordFor returns the record naming process pid of this host as holder.
 func recordFor(pid int, message string) (Record, error) {
 	host, err := hostname()
 	if err != nil {
 		return Record{}, fmt.Errorf("nfslock: hostname: %w", err)
 	}
-	start, err := processStart(pid)
+	start, err := selfStart()
+	if pid != os.Getpid() {
+		start, err = processStart(pid)
+	}
 	if err != nil {
 		return Record{}, fmt.Errorf("nfslock: holder process %d: %w", pid, err)
 	}

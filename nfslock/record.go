@@ -44,8 +44,9 @@ func (r Record) Encode() []byte {
 }
 
 // ParseRecord decodes a holder record in either of Core's layouts, with any
-// whitespace between tokens. Fields must come in Core's order (host, pid,
-// message, then start_time if present), and no others; pid must be a
+// whitespace between tokens. Fields must come in the order Core writes them
+// (host, pid, message, then start_time if present; Core's reader would take
+// any order), and no others; pid must be a
 // positive decimal integer, as Core's Pid requires. start_time is read as
 // Core's Time_float.Stable.With_utc_sexp.V2: (YYYY-MM-DD HH:MM:SS[.fff]ZONE)
 // with ZONE "Z" or an offset like "+01:00", "+0100" or "+01"; it is returned

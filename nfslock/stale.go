@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"syscall"
 )
@@ -41,7 +40,7 @@ func removeIfUnchanged(p string, raw []byte) (bool, error) {
 	if err != nil || !os.SameFile(locked, current) {
 		return false, nil
 	}
-	now, err := io.ReadAll(io.LimitReader(f, MaxRecordSize+1))
+	now, err := readRecordBytes(f, locked.Size())
 	if err != nil {
 		return false, fmt.Errorf("nfslock: %s: removing stale lock: %w", p, err)
 	}
