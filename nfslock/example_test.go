@@ -21,7 +21,6 @@ func exampleDir() string {
 	return dir
 }
 
-
 // Take a lock if it is free, and find out who holds it if not.
 func ExampleTryLock() {
 	dir := exampleDir()
