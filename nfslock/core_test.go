@@ -215,3 +215,14 @@ func TestWithOwnerNeedsALiveProcess(t *testing.T) {
 		t.Error("a lock was left for a dead owner")
 	}
 }
+
+func TestHugeMessageRefused(t *testing.T) {
+	p := lockIn(t)
+	_, err := TryLock(p, WithMessage(strings.Repeat("\x01", MaxRecordSize/4+1)))
+	if err == nil || !strings.Contains(err.Error(), "shorten the message") {
+		t.Fatalf("TryLock with a huge message: %v, want a refusal", err)
+	}
+	if _, err := os.Lstat(lockFile(p)); err == nil {
+		t.Error("a lock was taken with an unreadable record")
+	}
+}

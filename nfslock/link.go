@@ -81,7 +81,7 @@ func sameInode(fi os.FileInfo, dev, ino uint64) bool {
 // acquire returns them at once instead of spinning.
 var permanentErrnos = []syscall.Errno{
 	syscall.EACCES, syscall.EPERM, syscall.EROFS, syscall.ENOENT, syscall.ENOTDIR,
-	syscall.ENAMETOOLONG, syscall.ENOSPC, syscall.EDQUOT, syscall.ELOOP, syscall.EISDIR, syscall.EINVAL,
+	syscall.ENAMETOOLONG, syscall.ENOSPC, syscall.EDQUOT, syscall.ELOOP, syscall.EISDIR, syscall.EINVAL, syscall.E2BIG,
 }
 
 func isPermanent(err error) bool {

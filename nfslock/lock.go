@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -53,7 +54,10 @@ func tryAcquire(p string, rec Record) (*Lock, error) {
 	if err := checkName(p); err != nil {
 		return nil, err
 	}
-	data := rec.Encode()
+	data, err := encodeFor(p, rec)
+	if err != nil {
+		return nil, err
+	}
 	const maxTries = 3 // the lock may be released, or cleaned, under our feet
 	cleaned := false
 	for try := 1; ; try++ {
@@ -192,7 +196,10 @@ func (l *Lock) replaceRecord(rec Record) error {
 	if l.released {
 		return fmt.Errorf("nfslock: %s: already released: %w", l.path, ErrNotLocked)
 	}
-	data := rec.Encode()
+	data, err := encodeFor(l.path, rec)
+	if err != nil {
+		return err
+	}
 	a, err := writeAttempt(l.path, data)
 	if err != nil {
 		return pathError(l.path, err)
@@ -215,6 +222,18 @@ func (l *Lock) replaceRecord(rec Record) error {
 	}
 	l.rec, l.data, l.dev, l.ino = rec, data, a.dev, a.ino
 	return nil
+}
+
+// encodeFor encodes the record for the lock at p, refusing one that no
+// reader would accept: longer than MaxRecordSize (a message of more than
+// about 16 KB of non-printable bytes, each written as four).
+func encodeFor(p string, rec Record) ([]byte, error) {
+	data := rec.Encode()
+	if len(data) > MaxRecordSize {
+		return nil, fmt.Errorf("nfslock: %s: the record would be %d bytes, more than readers accept (%d); shorten the message: %w",
+			p, len(data), MaxRecordSize, syscall.E2BIG)
+	}
+	return data, nil
 }
 
 // lockKey identifies a lock path within this process, however it was spelled.

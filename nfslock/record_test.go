@@ -257,6 +257,7 @@ func FuzzParseRecord(f *testing.F) {
 	for _, data := range fixtureRecords(f) {
 		f.Add(data)
 	}
+	f.Add([]byte("( (host\t\"a b\")\r\n(pid 7)(message\"x\\\r\n  \\ \\q\\x4f\\200\")(start_time(2026-11-27 09:30:00.5+01:30)))"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		r, err := ParseRecord(data)
 		if err != nil {
