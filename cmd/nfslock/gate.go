@@ -1,0 +1,66 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"syscall"
+)
+
+// COMMAND must not run before the lock's record names it: were nfslock
+// killed (SIGKILL) in between, COMMAND would run under a lock that names a
+// dead process, which the next acquirer on this host removes as stale.
+//
+// So nfslock starts COMMAND behind a gate: it runs its own executable with
+// argv[0] gateArg0 and the read end of a pipe as file descriptor gateFD,
+// names that process in the record (Lock.SetOwner), and then writes one byte
+// to the pipe. The gate then execs COMMAND in its own place, keeping its pid
+// and start time, so the record names COMMAND. If nfslock dies or gives up
+// first, the gate reads end of file and exits without running COMMAND.
+
+const (
+	gateArg0 = "nfslock-gate"
+	gateFD   = 3 // the first of exec.Cmd.ExtraFiles
+)
+
+// startGated starts the gate for COMMAND (argv, found at path), and returns
+// the pipe's write end that opens it.
+func startGated(path string, argv []string) (*exec.Cmd, *os.File, error) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		return nil, nil, fmt.Errorf("starting %s: %w", argv[0], err)
+	}
+	defer r.Close()
+	cmd := &exec.Cmd{
+		// /proc/self/exe rather than os.Executable: it still works if the
+		// binary was replaced or removed since nfslock started.
+		Path:       "/proc/self/exe",
+		Args:       append([]string{gateArg0, path}, argv...),
+		Stdin:      os.Stdin,
+		Stdout:     os.Stdout,
+		Stderr:     os.Stderr,
+		ExtraFiles: []*os.File{r},
+	}
+	if err := cmd.Start(); err != nil {
+		w.Close()
+		return nil, nil, fmt.Errorf("starting %s: %w", argv[0], err)
+	}
+	return cmd, w, nil
+}
+
+// runGate is the gate's side: args are COMMAND's path and its argv. It
+// returns only if COMMAND is not to run or cannot be executed.
+func runGate(args []string) int {
+	if len(args) < 2 {
+		fmt.Fprintln(os.Stderr, "nfslock: the gate is started by nfslock only")
+		return exitUsage
+	}
+	gate := os.NewFile(gateFD, "gate")
+	if n, _ := gate.Read(make([]byte, 1)); n != 1 {
+		return 1 // nfslock died or gave up: COMMAND must not run
+	}
+	gate.Close()
+	err := syscall.Exec(args[0], args[1:], os.Environ())
+	fmt.Fprintf(os.Stderr, "nfslock: %s: cannot run: %v\n", args[1], err)
+	return exitCannotRun
+}

@@ -1,0 +1,146 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"os"
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/nfslockfs/nfslockfs/nfslock"
+)
+
+const lockHelp = `Usage:
+  nfslock [options] PATH COMMAND [ARG...]
+  nfslock [options] PATH -c 'SHELL COMMAND'
+  nfslock status [--json] PATH...
+  nfslock unlock PATH
+  nfslock break --force PATH
+
+Hold the lock PATH while COMMAND runs, and exit with COMMAND's status. The
+lock is the file PATH.nfs_lock, taken with link(2), so it excludes holders on
+every host that shares PATH's directory over NFS; it is compatible with Jane
+Street Core's Lock_file.Nfs. While COMMAND runs, the lock names COMMAND's
+process: it is held until COMMAND ends, even if nfslock itself is killed.
+Taking the lock replaces the file PATH with the lock's record and releasing
+it removes PATH, so PATH must be a name of its own: nfslock refuses a PATH
+that holds data or is a directory.
+
+Options (before PATH; all words after PATH belong to COMMAND):
+  -n, --nonblock              fail at once if the lock is held
+  -w, --timeout DURATION      fail if the lock is not taken within DURATION:
+                              seconds (10, 0.5) or a Go duration (1m30s);
+                              0 is the same as -n
+  -E, --conflict-exit-code N  exit status when -n or -w fails (default 1)
+  -m, --message TEXT          the lock's message (default: the command line)
+  -v, --verbose               report on stderr who holds the lock while
+                              waiting, and how long taking it took
+  -c, --command CMD           (after PATH) run CMD with $SHELL -c
+  -x, -e, --exclusive         accepted for flock(1)'s sake: locks are exclusive
+  -h, --help                  show this help
+
+To lock a file named status, unlock or break, write ./status or -- status.
+
+SIGINT, SIGTERM and SIGHUP are passed on to COMMAND; nfslock waits for it,
+releases the lock and exits as COMMAND did. The same signals while waiting
+stop the wait.
+
+Exit status:
+  COMMAND's status, or 128+N if it died of signal N
+  1 (or -E N)   the lock is held (-n) or the timeout passed (-w)
+  2             usage error
+  66            the lock could not be taken (permission, missing directory,
+                PATH holds data, I/O error)
+  126, 127      COMMAND cannot be run, or is not found
+  128+N         signal N arrived while waiting for the lock
+
+Run 'nfslock status --help', 'nfslock unlock --help', 'nfslock break --help'
+for the other commands.
+`
+
+// lockMain is nfslock's main mode: hold the lock on PATH while COMMAND runs.
+func lockMain(args []string) int {
+	c, err := parseLockArgs(args)
+	if err != nil {
+		return reportParseError(err, lockHelp)
+	}
+	if err := checkNotData(c.path); err != nil {
+		printError(err)
+		return exitLockFailed
+	}
+	// Look COMMAND up before waiting, so that a typo fails at once.
+	command, code, err := lookCommand(c.argv[0])
+	if err != nil {
+		printError(err)
+		return code
+	}
+	log := newLogger(c.verbose)
+	sigs, stop := notifyForwarded()
+	defer stop()
+	start := time.Now()
+	lock, err := acquire(c, sigs, log)
+	if err != nil {
+		return notAcquired(c, err, time.Since(start), log)
+	}
+	code = runCommand(lock, command, c.argv, sigs, log)
+	if err := lock.Unlock(); err != nil {
+		printError(err)
+	}
+	return code
+}
+
+// notAcquired reports why the lock was not taken and returns the exit
+// status. As with flock(1), a conflict is silent unless -v.
+func notAcquired(c lockConfig, err error, waited time.Duration, log logrus.FieldLogger) int {
+	var sig *signalError
+	var held *nfslock.HeldError
+	switch {
+	case errors.As(err, &sig):
+		log.WithFields(logrus.Fields{"path": c.path, "waited": waited.Round(time.Millisecond)}).Infof("stopped waiting: %v", sig)
+		return 128 + int(sig.sig)
+	case errors.As(err, &held) && c.nonblock:
+		log.WithFields(heldFields(c.path, held)).Info("lock is held")
+		return c.conflictCode
+	case errors.As(err, &held):
+		log.WithFields(heldFields(c.path, held)).WithField("waited", waited.Round(time.Millisecond)).Info("timed out waiting for lock")
+		return c.conflictCode
+	case errors.Is(err, context.DeadlineExceeded):
+		// The wait timed out on something other than a holder (a
+		// filesystem error): that deserves a word even without -v.
+		printError(err)
+		return c.conflictCode
+	}
+	printError(err)
+	return exitLockFailed
+}
+
+func heldFields(path string, e *nfslock.HeldError) logrus.Fields {
+	return holderFields(path, nfslock.Holder{Record: e.Holder, Raw: e.Raw, Since: e.Since})
+}
+
+// holderFields describes a holder for the log.
+func holderFields(path string, h nfslock.Holder) logrus.Fields {
+	f := logrus.Fields{"path": path}
+	if !h.Since.IsZero() {
+		f["held"] = time.Since(h.Since).Round(time.Millisecond)
+	}
+	if h.Record.Host == "" {
+		f["record"] = string(h.Raw) // logrus quotes it as needed
+		return f
+	}
+	f["host"], f["pid"], f["message"] = h.Record.Host, h.Record.Pid, h.Record.Message
+	return f
+}
+
+// newLogger logs to stderr: warnings always, and with -v the library's
+// acquire and release and nfslock's reports while waiting.
+func newLogger(verbose bool) *logrus.Logger {
+	log := logrus.New()
+	log.Out = os.Stderr
+	log.Level = logrus.WarnLevel
+	if verbose {
+		log.Level = logrus.InfoLevel
+	}
+	return log
+}
