@@ -247,7 +247,9 @@ func TestCLISignalWhileWaiting(t *testing.T) {
 	assertNothingLeft(t, dir)
 }
 
-func TestCLIRefusesPathHoldingData(t *testing.T) {
+// flock(1) users lock data files, directories and the script itself; with
+// nfslock that must work the same way and leave them untouched.
+func TestCLILocksPathHoldingDataWithoutTouchingIt(t *testing.T) {
 	dir := t.TempDir()
 	if err := os.WriteFile(filepath.Join(dir, "data.csv"), []byte("precious\n"), 0o644); err != nil {
 		t.Fatal(err)
@@ -260,22 +262,23 @@ func TestCLIRefusesPathHoldingData(t *testing.T) {
 	}
 	for _, path := range []string{"data.csv", "subdir", "link"} {
 		r := runCLI(t, dir, path, "echo", "ran")
-		if r.code != 66 || r.stdout != "" || !strings.Contains(r.stderr, path+".lock") {
-			t.Errorf("nfslock %s: exit %d, stdout %q, stderr %q; want 66 and a suggestion to lock %s.lock", path, r.code, r.stdout, r.stderr, path)
+		if r.code != 0 || r.stdout != "ran\n" {
+			t.Errorf("nfslock %s: exit %d, stdout %q, stderr %q; want 0 and the command's output", path, r.code, r.stdout, r.stderr)
 		}
 	}
 	if data, err := os.ReadFile(filepath.Join(dir, "data.csv")); err != nil || string(data) != "precious\n" {
 		t.Errorf("data.csv now holds %q (%v)", data, err)
 	}
+	if fi, err := os.Lstat(filepath.Join(dir, "link")); err != nil || fi.Mode().Type() != os.ModeSymlink {
+		t.Errorf("the symbolic link is gone: %v", err)
+	}
 	if _, err := os.Stat(filepath.Join(dir, "subdir")); err != nil {
 		t.Error(err)
 	}
-	// flock's usual empty lock file is fine.
-	if err := os.WriteFile(filepath.Join(dir, "empty.lock"), nil, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if r := runCLI(t, dir, "empty.lock", "true"); r.code != 0 {
-		t.Errorf("nfslock on an empty lock file: exit %d; stderr: %s", r.code, r.stderr)
+	for _, lock := range []string{"data.csv.nfs_lock", "subdir.nfs_lock", "link.nfs_lock"} {
+		if _, err := os.Lstat(filepath.Join(dir, lock)); err == nil {
+			t.Errorf("%s left behind", lock)
+		}
 	}
 }
 

@@ -157,7 +157,7 @@ func BenchmarkHandoffCrossProcess(b *testing.B) {
 		}
 		handoffs = append(handoffs, time.Unix(0, ns).Sub(released))
 	}
-	c.wait(b)
+	waitAll(b, c)
 	reportLatencies(b, "handoff", handoffs)
 }
 

@@ -97,9 +97,7 @@ func racingCleanersRound(ctx context.Context, t *testing.T, procs int) {
 		t.Errorf("while held the directory holds %q, want P and P.nfs_lock only", got)
 	}
 
-	for _, c := range children {
-		c.wait(t) // the winner releases the lock as it exits
-	}
+	waitAll(t, children...) // the winner releases the lock as it exits
 	if got := dirEntries(t, dir); len(got) != 0 {
 		t.Errorf("after the winner released the lock the directory holds %q", got)
 	}

@@ -72,6 +72,25 @@ func (a attempt) linkTo(target string) (bool, error) {
 	return false, err
 }
 
+// becomeP gives the record of a freshly taken lock a second name, P, as Core
+// v1 does, so that readers of P see the holder, and removes the attempt
+// name. P is created only where nothing of value stands: absent, or a
+// leftover record (of a crashed holder, or Core v2's copy). A P holding
+// anything else (data, a directory, a symbolic link) is left alone, so that
+// locking a path never destroys it. It reports whether P is now the record.
+func (a attempt) becomeP(p string) bool {
+	err := os.Link(a.name, p)
+	if err == nil {
+		os.Remove(a.name)
+		return true
+	}
+	if errors.Is(err, os.ErrExist) && isRecordFile(p) && os.Rename(a.name, p) == nil {
+		return true
+	}
+	os.Remove(a.name)
+	return false
+}
+
 func sameInode(fi os.FileInfo, dev, ino uint64) bool {
 	st := fi.Sys().(*syscall.Stat_t)
 	return st.Dev == dev && st.Ino == ino

@@ -25,6 +25,7 @@ type Lock struct {
 	rec      Record
 	data     []byte // rec as it is on disk in P.nfs_lock
 	dev, ino uint64 // P.nfs_lock's identity: release checks it is still ours
+	ownsP    bool   // P is our record's second name, to remove on release
 	released bool
 }
 
@@ -67,12 +68,8 @@ func tryAcquire(p string, rec Record) (*Lock, error) {
 		}
 		linked, err := a.linkTo(lockFile(p))
 		if linked {
-			// One rename makes P a second name of the record, as Core v1
-			// has it, and removes the attempt name.
-			if os.Rename(a.name, p) != nil {
-				os.Remove(a.name)
-			}
-			return &Lock{path: p, key: lockKey(p), rec: rec, data: data, dev: a.dev, ino: a.ino}, nil
+			ownsP := a.becomeP(p)
+			return &Lock{path: p, key: lockKey(p), rec: rec, data: data, dev: a.dev, ino: a.ino, ownsP: ownsP}, nil
 		}
 		os.Remove(a.name)
 		if err != nil {
@@ -106,8 +103,8 @@ func (l *Lock) activate(log logrus.FieldLogger, waited time.Duration) {
 }
 
 // Unlock releases the lock: it checks that P.nfs_lock is still the file
-// this Lock created, with the record it wrote, and only then removes P and
-// P.nfs_lock. A lock removed by someone else gives an error matching
+// this Lock created, with the record it wrote, and only then removes P (if
+// the acquisition made it) and P.nfs_lock. A lock removed by someone else gives an error matching
 // ErrNotLocked; one that someone else now holds (after breaking ours) an
 // error matching ErrLocked, and nothing is removed. After a filesystem
 // error the lock is still held and Unlock may be called again.
@@ -123,7 +120,10 @@ func (l *Lock) Unlock() error {
 		}
 		return err
 	}
-	if err := removeLockFiles(l.path); err != nil {
+	if l.ownsP {
+		os.Remove(l.path) // informational only: its fate never fails a release
+	}
+	if err := os.Remove(lockFile(l.path)); err != nil {
 		return fmt.Errorf("nfslock: %s: releasing: %w", l.path, err)
 	}
 	l.forget()
@@ -190,8 +190,8 @@ func (l *Lock) SetOwner(pid int) error {
 
 // replaceRecord writes rec to a new file and renames it over P.nfs_lock:
 // the lock exists at every instant, and a reader anywhere sees the old
-// record or the new one, never a torn one. P gets the new record the same
-// way, best effort. Called with l.mu held.
+// record or the new one, never a torn one. P, if the acquisition made it,
+// gets the new record the same way, best effort. Called with l.mu held.
 func (l *Lock) replaceRecord(rec Record) error {
 	if l.released {
 		return fmt.Errorf("nfslock: %s: already released: %w", l.path, ErrNotLocked)
@@ -209,7 +209,7 @@ func (l *Lock) replaceRecord(rec Record) error {
 		return err
 	}
 	copyForP := attemptFile(l.path)
-	haveCopy := os.Link(a.name, copyForP) == nil
+	haveCopy := l.ownsP && os.Link(a.name, copyForP) == nil
 	if err := os.Rename(a.name, lockFile(l.path)); err != nil {
 		os.Remove(a.name)
 		if haveCopy {

@@ -291,3 +291,72 @@ func TestBadLockFiles(t *testing.T) {
 		})
 	}
 }
+
+func TestLockingNeverDestroysP(t *testing.T) {
+	for name, setup := range map[string]func(p string) error{
+		"data file": func(p string) error { return os.WriteFile(p, []byte("precious,data\n"), 0o644) },
+		"directory": func(p string) error { return os.Mkdir(p, 0o755) },
+		"symlink":   func(p string) error { return os.Symlink("/etc/hostname", p) },
+	} {
+		t.Run(name, func(t *testing.T) {
+			p := lockIn(t)
+			if err := setup(p); err != nil {
+				t.Fatal(err)
+			}
+			before, _ := os.Lstat(p)
+			l, err := TryLock(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := l.SetMessage("changed"); err != nil {
+				t.Fatal(err)
+			}
+			if err := l.Unlock(); err != nil {
+				t.Fatal(err)
+			}
+			after, err := os.Lstat(p)
+			if err != nil || !os.SameFile(before, after) || after.Size() != before.Size() {
+				t.Fatalf("P after a lock cycle: %v, %v; want it untouched", after, err)
+			}
+		})
+	}
+}
+
+func TestLeftoverRecordAtPIsReplaced(t *testing.T) {
+	p := lockIn(t)
+	old := Record{Host: "elsewhere.example", Pid: 3, Message: "old"}.Encode()
+	if err := os.WriteFile(p, old, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	l, err := TryLock(p, WithMessage("new"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if data, _ := os.ReadFile(p); !bytes.Equal(data, l.Record().Encode()) {
+		t.Errorf("P holds %q, want our record", data)
+	}
+	l.Unlock()
+	if _, err := os.Lstat(p); err == nil {
+		t.Error("P survived the release")
+	}
+}
+
+func TestZombieHolderIsDead(t *testing.T) {
+	child := exec.Command("true")
+	if err := child.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer child.Wait()
+	rec, err := recordFor(child.Process.Pid, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Not waited for yet: a zombie, which kill(pid, 0) still finds.
+	deadline := time.Now().Add(5 * time.Second)
+	for st, _ := readProcStat(rec.Pid); !st.exited && time.Now().Before(deadline); st, _ = readProcStat(rec.Pid) {
+		time.Sleep(time.Millisecond)
+	}
+	if alive(rec) {
+		t.Fatal("a zombie holder counts as alive")
+	}
+}

@@ -13,11 +13,17 @@ import (
 // missing: the client retransmits the LINK, and the server, which did the
 // first one, answers the retransmission with EEXIST.
 
-// replaceLinkFile makes the package link files with link until the test ends.
-func replaceLinkFile(t *testing.T, link func(oldname, newname string) error) {
+// replaceLinkFile makes the package link files to p's lock file with link
+// until the test ends; other links are made as before.
+func replaceLinkFile(t *testing.T, p string, link func(oldname, newname string) error) {
 	t.Helper()
 	saved := linkFile
-	linkFile = link
+	linkFile = func(oldname, newname string) error {
+		if newname != lockFile(p) {
+			return saved(oldname, newname)
+		}
+		return link(oldname, newname)
+	}
 	t.Cleanup(func() { linkFile = saved })
 }
 
@@ -35,7 +41,7 @@ func TestLostLinkReply(t *testing.T) {
 			p := lockIn(t)
 			dir := filepath.Dir(p)
 			links := 0
-			replaceLinkFile(t, func(oldname, newname string) error {
+			replaceLinkFile(t, p, func(oldname, newname string) error {
 				links++
 				if err := os.Link(oldname, newname); err != nil {
 					return err
@@ -84,7 +90,7 @@ func TestLinkFailsWithoutLinking(t *testing.T) {
 		p := lockIn(t)
 		other := Record{Host: "elsewhere.example", Pid: 4242, Message: "theirs"}
 		plant(t, p, other)
-		replaceLinkFile(t, func(oldname, newname string) error {
+		replaceLinkFile(t, p, func(oldname, newname string) error {
 			return linkError(oldname, newname, syscall.EEXIST)
 		})
 		_, err := TryLock(p)
@@ -101,7 +107,7 @@ func TestLinkFailsWithoutLinking(t *testing.T) {
 	})
 	t.Run("EIO while free", func(t *testing.T) {
 		p := lockIn(t)
-		replaceLinkFile(t, func(oldname, newname string) error {
+		replaceLinkFile(t, p, func(oldname, newname string) error {
 			return linkError(oldname, newname, syscall.EIO)
 		})
 		_, err := TryLock(p)
@@ -120,7 +126,7 @@ func TestLockVanishesAfterFailedLink(t *testing.T) {
 	p := lockIn(t)
 	plant(t, p, Record{Host: "elsewhere.example", Pid: 4242, Message: "releasing"})
 	var linkErrs []error
-	replaceLinkFile(t, func(oldname, newname string) error {
+	replaceLinkFile(t, p, func(oldname, newname string) error {
 		err := os.Link(oldname, newname)
 		if len(linkErrs) == 0 {
 			if rerr := os.Remove(newname); rerr != nil {
@@ -152,7 +158,7 @@ func TestLockKeepsChangingHands(t *testing.T) {
 	p := lockIn(t)
 	holder := Record{Host: "elsewhere.example", Pid: 4242, Message: "brief"}
 	links := 0
-	replaceLinkFile(t, func(oldname, newname string) error {
+	replaceLinkFile(t, p, func(oldname, newname string) error {
 		links++
 		plant(t, p, holder)
 		err := os.Link(oldname, newname)

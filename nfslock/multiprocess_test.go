@@ -67,7 +67,10 @@ type child struct {
 func startChild(ctx context.Context, t testing.TB, role string, extraFiles []*os.File, args ...string) *child {
 	t.Helper()
 	cmd := exec.CommandContext(ctx, os.Args[0], append([]string{"-test.run=^TestChildProcess$", "--"}, args...)...)
-	cmd.Env = append(os.Environ(), childRoleEnv+"="+role)
+	// The race detector sleeps a second before exiting, to catch races at
+	// exit; children are many and short-lived.
+	gorace := strings.TrimSpace(os.Getenv("GORACE") + " atexit_sleep_ms=0")
+	cmd.Env = append(os.Environ(), childRoleEnv+"="+role, "GORACE="+gorace)
 	cmd.ExtraFiles = extraFiles
 	cmd.WaitDelay = 5 * time.Second
 	c := &child{cmd: cmd}
@@ -113,13 +116,17 @@ func (c *child) expect(t testing.TB, want string) {
 	}
 }
 
-// wait closes the child's stdin, waits for it to exit and fails the test
-// unless it exited with status 0.
-func (c *child) wait(t testing.TB) {
+// waitAll closes the children's stdin, waits for them to exit and fails
+// the test unless each exited with status 0.
+func waitAll(t testing.TB, children ...*child) {
 	t.Helper()
-	c.stdin.Close()
-	if err := c.cmd.Wait(); err != nil {
-		t.Errorf("child %d: %v\n%s", c.cmd.Process.Pid, err, c.stderr.Bytes())
+	for _, c := range children {
+		c.stdin.Close()
+	}
+	for _, c := range children {
+		if err := c.cmd.Wait(); err != nil {
+			t.Errorf("child %d: %v\n%s", c.cmd.Process.Pid, err, c.stderr.Bytes())
+		}
 	}
 }
 
@@ -173,9 +180,7 @@ func TestMultiProcessExclusion(t *testing.T) {
 	}
 	start := time.Now()
 	open.Close()
-	for _, c := range children {
-		c.wait(t)
-	}
+	waitAll(t, children...)
 	elapsed := time.Since(start)
 	if ctx.Err() != nil {
 		t.Fatalf("children did not finish in time: %v", ctx.Err())

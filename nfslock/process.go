@@ -39,32 +39,49 @@ var bootTime = sync.OnceValues(func() (time.Time, error) {
 	return time.Time{}, errors.New("/proc/stat: no btime line")
 })
 
-// processStart returns when process pid started, from /proc/PID/stat.
-func processStart(pid int) (time.Time, error) {
+// procStat is what the liveness check needs of /proc/PID/stat.
+type procStat struct {
+	start  time.Time
+	exited bool // a zombie, or being reaped: it can hold nothing any more
+}
+
+// readProcStat reads /proc/PID/stat.
+func readProcStat(pid int) (procStat, error) {
 	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
 	if err != nil {
-		return time.Time{}, err
+		return procStat{}, err
 	}
 	// The command name, in parentheses, may hold spaces and parentheses,
-	// so fields are counted from the last ')'; starttime is field 22.
+	// so fields are counted from the last ')'; state is field 3 and
+	// starttime field 22.
 	i := bytes.LastIndexByte(data, ')')
 	if i < 0 {
-		return time.Time{}, fmt.Errorf("/proc/%d/stat: unexpected format", pid)
+		return procStat{}, fmt.Errorf("/proc/%d/stat: unexpected format", pid)
 	}
 	fields := bytes.Fields(data[i+1:])
-	const starttimeField = 22 - 3 // fields[0] is field 3, the state
+	const stateField, starttimeField = 0, 22 - 3
 	if len(fields) <= starttimeField {
-		return time.Time{}, fmt.Errorf("/proc/%d/stat: too few fields", pid)
+		return procStat{}, fmt.Errorf("/proc/%d/stat: too few fields", pid)
 	}
 	ticks, err := strconv.ParseInt(string(fields[starttimeField]), 10, 64)
 	if err != nil {
-		return time.Time{}, fmt.Errorf("/proc/%d/stat: starttime: %w", pid, err)
+		return procStat{}, fmt.Errorf("/proc/%d/stat: starttime: %w", pid, err)
 	}
 	boot, err := bootTime()
 	if err != nil {
-		return time.Time{}, err
+		return procStat{}, err
 	}
-	return boot.Add(time.Duration(ticks) * time.Second / clockTicks), nil
+	state := string(fields[stateField])
+	return procStat{
+		start:  boot.Add(time.Duration(ticks) * time.Second / clockTicks),
+		exited: state == "Z" || state == "X",
+	}, nil
+}
+
+// processStart returns when process pid started.
+func processStart(pid int) (time.Time, error) {
+	st, err := readProcStat(pid)
+	return st.start, err
 }
 
 // selfStart is this process's start time, read once: every acquire needs it.
@@ -94,7 +111,9 @@ func isLocal(r Record) bool {
 
 // alive reports whether the record's holder, a process of this host, still
 // runs. EPERM from kill means a process exists that we may not signal: alive
-// (Core counts it as dead and so can break a live lock). A pid now used by a
+// (Core counts it as dead and so can break a live lock). A zombie is dead:
+// where nothing reaps orphans (an init that does not, a container without
+// one) it would otherwise hold the lock for ever. A pid now used by a
 // process that started at another time is dead: the holder's pid was reused.
 func alive(r Record) bool {
 	if r.Pid <= 0 {
@@ -103,15 +122,18 @@ func alive(r Record) bool {
 	if err := syscall.Kill(r.Pid, 0); errors.Is(err, syscall.ESRCH) {
 		return false
 	}
-	if r.StartTime.IsZero() {
-		return true
-	}
-	start, err := processStart(r.Pid)
+	st, err := readProcStat(r.Pid)
 	if err != nil {
 		// Gone between kill and the read; any other failure leaves the
 		// holder's life unknown, and an unknown holder keeps its lock.
 		return !errors.Is(err, os.ErrNotExist)
 	}
-	d := start.Sub(r.StartTime)
+	if st.exited {
+		return false
+	}
+	if r.StartTime.IsZero() {
+		return true
+	}
+	d := st.start.Sub(r.StartTime)
 	return -startTimeTolerance <= d && d <= startTimeTolerance
 }

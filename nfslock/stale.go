@@ -53,13 +53,34 @@ func removeIfUnchanged(p string, raw []byte) (bool, error) {
 	return true, nil
 }
 
-// removeLockFiles removes P, whose absence is fine, and then P.nfs_lock, in
-// Core's order: the lock is the last thing to go.
+// removeLockFiles removes P if it is a holder record, and then P.nfs_lock,
+// in Core's order: the lock is the last thing to go.
 func removeLockFiles(p string) error {
-	if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) && !errors.Is(err, syscall.EISDIR) {
-		return err
+	if isRecordFile(p) {
+		os.Remove(p)
 	}
 	return os.Remove(lockFile(p))
+}
+
+// isRecordFile reports whether p is a regular file that is empty or holds a
+// holder record: a copy of a lock's record that may be replaced or removed,
+// unlike a file of data.
+func isRecordFile(p string) bool {
+	f, err := os.OpenFile(p, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil || !fi.Mode().IsRegular() || fi.Size() > MaxRecordSize {
+		return false
+	}
+	data, err := readRecordBytes(f, fi.Size())
+	if err != nil {
+		return false
+	}
+	_, err = ParseRecord(data)
+	return len(data) == 0 || err == nil
 }
 
 func flock(f *os.File) error {
