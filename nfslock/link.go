@@ -84,11 +84,12 @@ func (a attempt) becomeP(p string) bool {
 		os.Remove(a.name)
 		return true
 	}
-	if errors.Is(err, os.ErrExist) && isRecordFile(p) && os.Rename(a.name, p) == nil {
-		return true
-	}
+	ours := errors.Is(err, os.ErrExist) && isRecordFile(p) && os.Rename(a.name, p) == nil
+	// After a lost LINK reply P may already be the attempt file, and a
+	// rename between two names of one file removes neither: remove the
+	// attempt name in every case.
 	os.Remove(a.name)
-	return false
+	return ours
 }
 
 func sameInode(fi os.FileInfo, dev, ino uint64) bool {

@@ -1,0 +1,47 @@
+package hostsim
+
+import (
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+// runInit is pid 1 of a new host, started in new UTS, PID and mount
+// namespaces: it sets the host up, reports on fd 3 (closed: ready; a
+// message: failed), then reaps orphans, as an init does, until it is
+// killed, which kills every process of the host.
+func runInit(hostname string) int {
+	ready := os.NewFile(3, "ready")
+	sigchld := make(chan os.Signal, 1)
+	signal.Notify(sigchld, syscall.SIGCHLD)
+	if err := setUpHost(hostname); err != nil {
+		fmt.Fprint(ready, err)
+		return 1
+	}
+	ready.Close()
+	for range sigchld {
+		for {
+			pid, err := syscall.Wait4(-1, nil, syscall.WNOHANG, nil)
+			if pid <= 0 || err != nil {
+				break
+			}
+		}
+	}
+	return 0
+}
+
+func setUpHost(hostname string) error {
+	if err := syscall.Sethostname([]byte(hostname)); err != nil {
+		return fmt.Errorf("sethostname %q: %w", hostname, err)
+	}
+	// Mounts made in the host stay in the host, and the host's /proc shows
+	// its own pid namespace.
+	if err := syscall.Mount("", "/", "", syscall.MS_REC|syscall.MS_PRIVATE, ""); err != nil {
+		return fmt.Errorf("make mounts private: %w", err)
+	}
+	if err := syscall.Mount("proc", "/proc", "proc", syscall.MS_NOSUID|syscall.MS_NODEV|syscall.MS_NOEXEC, ""); err != nil {
+		return fmt.Errorf("mount /proc: %w", err)
+	}
+	return nil
+}
