@@ -111,12 +111,18 @@ func MustUnlock(path string) {
 	}
 }
 
-// UnlockAll releases every lock this process holds, whichever API took it,
-// and returns the errors joined. Programs call it on every exit path, as
-// Core does at exit.
+// UnlockAll releases the locks this process holds for itself, whichever API
+// took them, and returns the errors joined. Programs call it on every exit
+// path, as Core does at exit. A lock whose record names another process
+// (WithOwner, SetOwner) that still runs is left held: that process still
+// believes it holds the lock, which becomes stale when it exits. Locks
+// naming a process that has exited are released.
 func UnlockAll() error {
 	var errs []error
 	for _, l := range heldLocks.all() {
+		if rec := l.Record(); rec.Pid != os.Getpid() && alive(rec) {
+			continue
+		}
 		if err := l.Unlock(); err != nil && !errors.Is(err, ErrNotLocked) {
 			errs = append(errs, err)
 		}

@@ -151,6 +151,8 @@ func TestSetMessageAndOwner(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer l.Unlock()
+	acquired := time.Now().Add(-time.Hour).Truncate(time.Second)
+	os.Chtimes(lockFile(p), time.Time{}, acquired) // as if taken an hour ago
 	before, _ := os.Lstat(lockFile(p))
 	if err := l.SetMessage("after\nwith a newline"); err != nil {
 		t.Fatal(err)
@@ -161,6 +163,9 @@ func TestSetMessageAndOwner(t *testing.T) {
 	after, _ := os.Lstat(lockFile(p))
 	if os.SameFile(before, after) {
 		t.Error("SetMessage rewrote P.nfs_lock in place; want a new file renamed over it")
+	}
+	if !after.ModTime().Equal(before.ModTime()) {
+		t.Errorf("SetMessage changed the lock's mtime from %v to %v; it says when the lock was taken", before.ModTime(), after.ModTime())
 	}
 	if data, _ := os.ReadFile(p); !strings.Contains(string(data), `after\nwith a newline`) {
 		t.Errorf("P holds %q, want the new record", data)
@@ -224,5 +229,35 @@ func TestHugeMessageRefused(t *testing.T) {
 	}
 	if _, err := os.Lstat(lockFile(p)); err == nil {
 		t.Error("a lock was taken with an unreadable record")
+	}
+}
+
+func TestUnlockAllKeepsLocksOfLiveOwners(t *testing.T) {
+	sleeper := exec.Command("sleep", "60")
+	if err := sleeper.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { sleeper.Process.Kill(); sleeper.Wait() }()
+	p := lockIn(t)
+	l, err := TryLock(p, WithOwner(sleeper.Process.Pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := UnlockAll(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ReadRecord(p); err != nil {
+		t.Fatalf("the lock of a live owner was released: %v", err)
+	}
+	sleeper.Process.Kill()
+	sleeper.Wait()
+	if err := UnlockAll(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ReadRecord(p); !errors.Is(err, ErrNotLocked) {
+		t.Fatalf("the lock of a dead owner was kept: %v", err)
+	}
+	if err := l.Unlock(); !errors.Is(err, ErrNotLocked) {
+		t.Errorf("Unlock after UnlockAll: %v", err)
 	}
 }

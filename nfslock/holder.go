@@ -38,7 +38,7 @@ type Holder struct {
 	Record Record // zero when State is HolderCorrupt
 	Raw    []byte // the record's bytes as read
 	// Since is the modification time of P.nfs_lock: when the holder
-	// acquired the lock or last changed its record.
+	// acquired the lock (changing the record keeps it).
 	Since time.Time
 	State HolderState
 }

@@ -114,7 +114,7 @@ func (l *Lock) Unlock() error {
 	if l.released {
 		return fmt.Errorf("nfslock: %s: already released: %w", l.path, ErrNotLocked)
 	}
-	if err := l.checkOwned(); err != nil {
+	if _, err := l.checkOwned(); err != nil {
 		if errors.Is(err, ErrNotLocked) || errors.Is(err, ErrLocked) {
 			l.forget()
 		}
@@ -132,19 +132,19 @@ func (l *Lock) Unlock() error {
 }
 
 // checkOwned verifies that P.nfs_lock is still the file and the record this
-// Lock wrote. Called with l.mu held.
-func (l *Lock) checkOwned() error {
+// Lock wrote, and returns it as read. Called with l.mu held.
+func (l *Lock) checkOwned() (Holder, error) {
 	h, id, err := readLockFile(l.path)
 	if errors.Is(err, ErrNotLocked) {
-		return fmt.Errorf("nfslock: %s: our lock was removed by someone else: %w", l.path, ErrNotLocked)
+		return h, fmt.Errorf("nfslock: %s: our lock was removed by someone else: %w", l.path, ErrNotLocked)
 	}
 	if err != nil {
-		return err
+		return h, err
 	}
 	if id.dev != l.dev || id.ino != l.ino || !bytes.Equal(h.Raw, l.data) {
-		return fmt.Errorf("nfslock: %s: our lock was broken and taken over: %w", l.path, h.heldError(l.path, id))
+		return h, fmt.Errorf("nfslock: %s: our lock was broken and taken over: %w", l.path, h.heldError(l.path, id))
 	}
-	return nil
+	return h, nil
 }
 
 // forget marks the lock released and hands it to the next waiter of this
@@ -190,8 +190,9 @@ func (l *Lock) SetOwner(pid int) error {
 
 // replaceRecord writes rec to a new file and renames it over P.nfs_lock:
 // the lock exists at every instant, and a reader anywhere sees the old
-// record or the new one, never a torn one. P, if the acquisition made it,
-// gets the new record the same way, best effort. Called with l.mu held.
+// record or the new one, never a torn one, and the lock file's mtime (when
+// the lock was taken) is kept. P, if the acquisition made it, gets the new
+// record the same way, best effort. Called with l.mu held.
 func (l *Lock) replaceRecord(rec Record) error {
 	if l.released {
 		return fmt.Errorf("nfslock: %s: already released: %w", l.path, ErrNotLocked)
@@ -204,10 +205,14 @@ func (l *Lock) replaceRecord(rec Record) error {
 	if err != nil {
 		return pathError(l.path, err)
 	}
-	if err := l.checkOwned(); err != nil {
+	h, err := l.checkOwned()
+	if err != nil {
 		os.Remove(a.name)
 		return err
 	}
+	// The lock file's mtime says when the lock was taken (held-since, and
+	// stat through the mount): the new record keeps it. Best effort.
+	os.Chtimes(a.name, time.Time{}, h.Since)
 	copyForP := attemptFile(l.path)
 	haveCopy := l.ownsP && os.Link(a.name, copyForP) == nil
 	if err := os.Rename(a.name, lockFile(l.path)); err != nil {

@@ -191,9 +191,11 @@ func TestMultiProcessExclusion(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := verifyHolderLog(log, pids, cycles); err != nil {
+	handoffs, err := verifyHolderLog(log, pids, cycles)
+	if err != nil {
 		t.Fatal(err)
 	}
+	t.Logf("the lock passed between processes %d times", handoffs)
 	if got := dirEntries(t, dir); len(got) != 1 {
 		t.Errorf("afterwards the directory holds %q, want the log only", got)
 	}
@@ -244,49 +246,55 @@ func cyclesChild(args []string) error {
 // verifyHolderLog checks a log of "enter PID I" and "exit PID I" lines:
 // every enter is followed by the exit of the same holder and cycle before
 // the next enter, each process's cycles come in order, and each of pids
-// completed exactly cycles cycles.
-func verifyHolderLog(log []byte, pids []int, cycles int) error {
+// completed exactly cycles cycles. It returns how many times the lock
+// passed from one process to another.
+func verifyHolderLog(log []byte, pids []int, cycles int) (handoffs int, err error) {
 	next := make(map[int]int) // pid → its next cycle
 	for _, pid := range pids {
 		next[pid] = 0
 	}
 	type holder struct{ pid, cycle int }
 	var inside *holder
+	last := 0 // pid of the last holder
 	lines := strings.Split(strings.TrimSuffix(string(log), "\n"), "\n")
 	for n, line := range lines {
 		var kind string
 		var h holder
 		if _, err := fmt.Sscanf(line, "%s %d %d", &kind, &h.pid, &h.cycle); err != nil {
-			return fmt.Errorf("log line %d: %q: %v", n+1, line, err)
+			return 0, fmt.Errorf("log line %d: %q: %v", n+1, line, err)
 		}
 		want, known := next[h.pid]
 		switch {
 		case !known:
-			return fmt.Errorf("log line %d: %q: unknown pid", n+1, line)
+			return 0, fmt.Errorf("log line %d: %q: unknown pid", n+1, line)
 		case kind == "enter" && inside != nil:
-			return fmt.Errorf("log line %d: %q while pid %d holds the lock (cycle %d): two holders overlap", n+1, line, inside.pid, inside.cycle)
+			return 0, fmt.Errorf("log line %d: %q while pid %d holds the lock (cycle %d): two holders overlap", n+1, line, inside.pid, inside.cycle)
 		case kind == "enter" && h.cycle != want:
-			return fmt.Errorf("log line %d: %q, want cycle %d of pid %d", n+1, line, want, h.pid)
+			return 0, fmt.Errorf("log line %d: %q, want cycle %d of pid %d", n+1, line, want, h.pid)
 		case kind == "enter":
 			inside = &h
+			if last != 0 && last != h.pid {
+				handoffs++
+			}
+			last = h.pid
 		case kind == "exit" && (inside == nil || *inside != h):
-			return fmt.Errorf("log line %d: %q, but the holder is %+v", n+1, line, inside)
+			return 0, fmt.Errorf("log line %d: %q, but the holder is %+v", n+1, line, inside)
 		case kind == "exit":
 			inside = nil
 			next[h.pid]++
 		default:
-			return fmt.Errorf("log line %d: %q: unknown event", n+1, line)
+			return 0, fmt.Errorf("log line %d: %q: unknown event", n+1, line)
 		}
 	}
 	if inside != nil {
-		return fmt.Errorf("log ends with pid %d inside (cycle %d)", inside.pid, inside.cycle)
+		return 0, fmt.Errorf("log ends with pid %d inside (cycle %d)", inside.pid, inside.cycle)
 	}
 	for _, pid := range pids {
 		if next[pid] != cycles {
-			return fmt.Errorf("pid %d completed %d cycles, want %d", pid, next[pid], cycles)
+			return 0, fmt.Errorf("pid %d completed %d cycles, want %d", pid, next[pid], cycles)
 		}
 	}
-	return nil
+	return handoffs, nil
 }
 
 // TestVerifyHolderLog shows that the checker of TestMultiProcessExclusion
@@ -294,8 +302,8 @@ func verifyHolderLog(log []byte, pids []int, cycles int) error {
 func TestVerifyHolderLog(t *testing.T) {
 	pids := []int{10, 20}
 	good := "enter 10 0\nexit 10 0\nenter 20 0\nexit 20 0\nenter 20 1\nexit 20 1\nenter 10 1\nexit 10 1\n"
-	if err := verifyHolderLog([]byte(good), pids, 2); err != nil {
-		t.Errorf("a good log: %v", err)
+	if n, err := verifyHolderLog([]byte(good), pids, 2); n != 2 || err != nil {
+		t.Errorf("a good log: %d handoffs, %v; want 2, nil", n, err)
 	}
 	for name, log := range map[string]string{
 		"overlap":         "enter 10 0\nenter 20 0\nexit 10 0\nexit 20 0\n",
@@ -306,7 +314,7 @@ func TestVerifyHolderLog(t *testing.T) {
 		"unknown process": "enter 30 0\nexit 30 0\n",
 		"torn line":       "enter 10 0\nexienter 10 0\n",
 	} {
-		if err := verifyHolderLog([]byte(log), pids, 1); err == nil {
+		if _, err := verifyHolderLog([]byte(log), pids, 1); err == nil {
 			t.Errorf("%s: not caught", name)
 		}
 	}
