@@ -78,10 +78,20 @@ func ReadRecord(path string) (Record, error) {
 	return h.Record, nil
 }
 
-// readLockFile reads and judges P.nfs_lock in one open, fstat, read, close.
-// It refuses anything but a regular file (a symbolic link, a FIFO), so that
-// nothing can make it follow a link elsewhere or block.
+// readLockFile reads and judges P.nfs_lock.
 func readLockFile(p string) (Holder, fileID, error) {
+	h, id, err := readLockBytes(p)
+	if err != nil {
+		return h, id, err
+	}
+	return judge(h.Raw, h.Since), id, nil
+}
+
+// readLockBytes reads P.nfs_lock in one open, fstat, read, close, filling
+// only Raw and Since of the Holder. It refuses anything but a regular file
+// (a symbolic link, a FIFO), so that nothing can make it follow a link
+// elsewhere or block.
+func readLockBytes(p string) (Holder, fileID, error) {
 	name := lockFile(p)
 	f, err := os.OpenFile(name, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
 	if errors.Is(err, os.ErrNotExist) {
@@ -105,7 +115,7 @@ func readLockFile(p string) (Holder, fileID, error) {
 	if err != nil {
 		return Holder{}, fileID{}, fmt.Errorf("nfslock: %s: %w", p, err)
 	}
-	return judge(raw, fi.ModTime()), fileIDOf(fi), nil
+	return Holder{Raw: raw, Since: fi.ModTime()}, fileIDOf(fi), nil
 }
 
 // readRecordBytes reads a lock file of the given size (from fstat), at most

@@ -70,11 +70,16 @@ func (w *releaseWatch) Released() <-chan struct{} {
 	return w.released
 }
 
-// Close stops the watch and waits for its reader to end.
+// Close stops the watch without waiting: closing an inotify instance waits
+// for an RCU grace period in the kernel (milliseconds), which must not delay
+// the caller that has just taken the lock. The closing goroutine ends with
+// the close, and the reader ends when its Read fails.
 func (w *releaseWatch) Close() {
 	if w == nil {
 		return
 	}
-	w.f.Close()
-	<-w.done
+	go func() {
+		w.f.Close()
+		<-w.done
+	}()
 }

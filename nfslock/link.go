@@ -84,12 +84,21 @@ func (a attempt) becomeP(p string) bool {
 		os.Remove(a.name)
 		return true
 	}
-	ours := errors.Is(err, os.ErrExist) && isRecordFile(p) && os.Rename(a.name, p) == nil
+	ours := errors.Is(err, os.ErrExist) && isRecordFile(p) && rename(a.name, p) == nil
 	// After a lost LINK reply P may already be the attempt file, and a
 	// rename between two names of one file removes neither: remove the
 	// attempt name in every case.
 	os.Remove(a.name)
 	return ours
+}
+
+// rename is rename(2). os.Rename first lstats the new name to refuse a
+// directory, which costs an NFS round trip; rename(2) refuses one anyway.
+func rename(from, to string) error {
+	if err := syscall.Rename(from, to); err != nil {
+		return &os.LinkError{Op: "rename", Old: from, New: to, Err: err}
+	}
+	return nil
 }
 
 func sameInode(fi os.FileInfo, dev, ino uint64) bool {

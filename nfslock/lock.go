@@ -134,7 +134,7 @@ func (l *Lock) Unlock() error {
 // checkOwned verifies that P.nfs_lock is still the file and the record this
 // Lock wrote, and returns it as read. Called with l.mu held.
 func (l *Lock) checkOwned() (Holder, error) {
-	h, id, err := readLockFile(l.path)
+	h, id, err := readLockBytes(l.path)
 	if errors.Is(err, ErrNotLocked) {
 		return h, fmt.Errorf("nfslock: %s: our lock was removed by someone else: %w", l.path, ErrNotLocked)
 	}
@@ -142,6 +142,7 @@ func (l *Lock) checkOwned() (Holder, error) {
 		return h, err
 	}
 	if id.dev != l.dev || id.ino != l.ino || !bytes.Equal(h.Raw, l.data) {
+		h = judge(h.Raw, h.Since)
 		return h, fmt.Errorf("nfslock: %s: our lock was broken and taken over: %w", l.path, h.heldError(l.path, id))
 	}
 	return h, nil
@@ -215,14 +216,14 @@ func (l *Lock) replaceRecord(rec Record) error {
 	os.Chtimes(a.name, time.Time{}, h.Since)
 	copyForP := attemptFile(l.path)
 	haveCopy := l.ownsP && os.Link(a.name, copyForP) == nil
-	if err := os.Rename(a.name, lockFile(l.path)); err != nil {
+	if err := rename(a.name, lockFile(l.path)); err != nil {
 		os.Remove(a.name)
 		if haveCopy {
 			os.Remove(copyForP)
 		}
 		return pathError(l.path, err)
 	}
-	if haveCopy && os.Rename(copyForP, l.path) != nil {
+	if haveCopy && rename(copyForP, l.path) != nil {
 		os.Remove(copyForP)
 	}
 	l.rec, l.data, l.dev, l.ino = rec, data, a.dev, a.ino
