@@ -1,0 +1,169 @@
+package fusefs
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+
+	"github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+	"github.com/nfslockfs/nfslockfs/nfslock"
+)
+
+// A dirNode is a directory of the backing tree. Its entries are its
+// subdirectories and its lock names: `name` for each backing file `name`
+// or `name.nfs_lock`, with the protocol's helper files hidden.
+type dirNode struct {
+	fs.Inode
+	fsys *filesystem
+	path string // the backing directory
+}
+
+var (
+	_ = (fs.NodeLookuper)((*dirNode)(nil))
+	_ = (fs.NodeReaddirer)((*dirNode)(nil))
+	_ = (fs.NodeGetattrer)((*dirNode)(nil))
+	_ = (fs.NodeMkdirer)((*dirNode)(nil))
+	_ = (fs.NodeRmdirer)((*dirNode)(nil))
+	_ = (fs.NodeCreater)((*dirNode)(nil))
+	_ = (fs.NodeUnlinker)((*dirNode)(nil))
+	_ = (fs.NodeStatfser)((*dirNode)(nil))
+)
+
+func (n *dirNode) Getattr(ctx context.Context, f fs.FileHandle, out *fuse.AttrOut) syscall.Errno {
+	var st syscall.Stat_t
+	if err := syscall.Lstat(n.path, &st); err != nil {
+		return fs.ToErrno(err)
+	}
+	out.FromStat(&st)
+	return 0
+}
+
+func (n *dirNode) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno {
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(n.path, &st); err != nil {
+		return fs.ToErrno(err)
+	}
+	out.FromStatfsT(&st)
+	return 0
+}
+
+func (n *dirNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+	if nfslock.IsHelperFile(name) {
+		return nil, syscall.ENOENT
+	}
+	p := filepath.Join(n.path, name)
+	var st syscall.Stat_t
+	if err := syscall.Lstat(p, &st); err == nil && st.Mode&syscall.S_IFMT == syscall.S_IFDIR {
+		out.FromStat(&st)
+		return n.child(ctx, name, true), 0
+	}
+	if len(name) > nfslock.MaxNameLen {
+		return nil, syscall.ENAMETOOLONG
+	}
+	if errno := n.fsys.lockAttr(p, &out.Attr); errno != 0 {
+		return nil, errno
+	}
+	return n.child(ctx, name, false), 0
+}
+
+// child returns the node for the entry name: the one the kernel knows
+// already if it is of the right kind, so that its inode number stays put,
+// or a new one.
+func (n *dirNode) child(ctx context.Context, name string, isDir bool) *fs.Inode {
+	if ch := n.GetChild(name); ch != nil && ch.IsDir() == isDir {
+		return ch
+	}
+	p := filepath.Join(n.path, name)
+	if isDir {
+		return n.NewInode(ctx, &dirNode{fsys: n.fsys, path: p}, fs.StableAttr{Mode: syscall.S_IFDIR})
+	}
+	return n.NewInode(ctx, &lockNode{fsys: n.fsys, path: p}, fs.StableAttr{Mode: syscall.S_IFREG})
+}
+
+func (n *dirNode) Readdir(ctx context.Context) (fs.DirStream, syscall.Errno) {
+	entries, err := os.ReadDir(n.path)
+	if err != nil {
+		return nil, fs.ToErrno(err)
+	}
+	var list []fuse.DirEntry
+	for _, e := range entries {
+		name := e.Name()
+		mode := uint32(syscall.S_IFREG)
+		if e.IsDir() {
+			mode = syscall.S_IFDIR
+		} else if lock, ok := strings.CutSuffix(name, nfslock.LockSuffix); ok {
+			name = lock
+		}
+		if name == "" || nfslock.IsHelperFile(name) {
+			continue
+		}
+		list = append(list, fuse.DirEntry{Name: name, Mode: mode})
+	}
+	// name and name.nfs_lock give one entry; a directory wins over a lock
+	// of the same name, as in Lookup.
+	slices.SortStableFunc(list, func(a, b fuse.DirEntry) int {
+		if c := strings.Compare(a.Name, b.Name); c != 0 {
+			return c
+		}
+		return int(b.Mode&syscall.S_IFDIR) - int(a.Mode&syscall.S_IFDIR)
+	})
+	list = slices.CompactFunc(list, func(a, b fuse.DirEntry) bool { return a.Name == b.Name })
+	return fs.NewListDirStream(list), 0
+}
+
+func (n *dirNode) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+	if nfslock.IsHelperFile(name) {
+		return nil, syscall.EINVAL
+	}
+	p := filepath.Join(n.path, name)
+	if err := os.Mkdir(p, os.FileMode(mode&07777)); err != nil {
+		return nil, fs.ToErrno(err)
+	}
+	giveToCaller(ctx, p)
+	var st syscall.Stat_t
+	if err := syscall.Lstat(p, &st); err != nil {
+		return nil, fs.ToErrno(err)
+	}
+	out.FromStat(&st)
+	return n.child(ctx, name, true), 0
+}
+
+func (n *dirNode) Rmdir(ctx context.Context, name string) syscall.Errno {
+	return fs.ToErrno(syscall.Rmdir(filepath.Join(n.path, name)))
+}
+
+// Create is an open with O_CREAT of a name the directory does not show:
+// a lock that is free and has no leftover file.
+func (n *dirNode) Create(ctx context.Context, name string, flags, mode uint32, out *fuse.EntryOut) (*fs.Inode, fs.FileHandle, uint32, syscall.Errno) {
+	if nfslock.IsHelperFile(name) {
+		return nil, nil, 0, syscall.EINVAL
+	}
+	if len(name) > nfslock.MaxNameLen {
+		return nil, nil, 0, syscall.ENAMETOOLONG
+	}
+	p := filepath.Join(n.path, name)
+	fh, errno := n.fsys.open(ctx, p, flags, true)
+	if errno != 0 {
+		return nil, nil, 0, errno
+	}
+	n.fsys.lockAttrOfOpen(p, &out.Attr)
+	return n.child(ctx, name, false), fh, fuse.FOPEN_DIRECT_IO, 0
+}
+
+func (n *dirNode) Unlink(ctx context.Context, name string) syscall.Errno {
+	return n.fsys.removeLock(filepath.Join(n.path, name))
+}
+
+// giveToCaller makes the caller the owner of the new backing file p, as if
+// it had created it, when the daemon runs as root (with --allow-other,
+// anyone may create through it). Failure (root squashed by the NFS server)
+// leaves the daemon's owner.
+func giveToCaller(ctx context.Context, p string) {
+	if c, ok := fuse.FromContext(ctx); ok && os.Geteuid() == 0 {
+		syscall.Lchown(p, int(c.Uid), int(c.Gid))
+	}
+}

@@ -1,0 +1,148 @@
+package fusefs
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/nfslockfs/nfslockfs/nfslock"
+	"github.com/sirupsen/logrus"
+)
+
+// filesystem is the state that the nodes of one mount share: the locks its
+// open files hold and the work it has in flight.
+type filesystem struct {
+	format Format
+	log    logrus.FieldLogger
+
+	// opening ends when the daemon stops taking lock-taking opens (see
+	// Server.Shutdown): blocked opens then fail with EINTR, new ones with
+	// ESHUTDOWN.
+	opening       context.Context
+	cancelOpening context.CancelCauseFunc
+	waiting       atomic.Int64   // opens blocked waiting for a lock
+	releasing     sync.WaitGroup // releases handed off by RELEASE, until done
+	creates       staleCreates
+	mu            sync.Mutex
+	held          map[string]*holdHandle // by lock path: the open files holding locks
+}
+
+// errStopping is why blocked opens fail when the daemon stops.
+var errStopping = errors.New("nfslockfs is shutting down")
+
+func newFilesystem(format Format, log logrus.FieldLogger) *filesystem {
+	opening, stop := context.WithCancelCause(context.Background())
+	return &filesystem{format: format, log: log, opening: opening, cancelOpening: stop, held: make(map[string]*holdHandle)}
+}
+
+// recordText returns what a read of the lock at path shows now: the
+// rendered record, or nothing when the lock is free.
+func (fsys *filesystem) recordText(path string) ([]byte, error) {
+	h, err := nfslock.Inspect(path)
+	if errors.Is(err, nfslock.ErrNotLocked) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return fsys.format.render(h), nil
+}
+
+// hold registers an open file that holds the lock at its path.
+func (fsys *filesystem) hold(h *holdHandle) {
+	fsys.mu.Lock()
+	defer fsys.mu.Unlock()
+	fsys.held[h.path] = h
+}
+
+// holderOf returns the open file holding the lock at path, if one does.
+func (fsys *filesystem) holderOf(path string) *holdHandle {
+	fsys.mu.Lock()
+	defer fsys.mu.Unlock()
+	return fsys.held[path]
+}
+
+// release hands h's release to a goroutine of the filesystem, so that
+// RELEASE (of which the kernel runs only MaxBackground at once) returns at
+// once whatever the backing store's latency. Releases are retried a few
+// times after filesystem errors: a lock left held would outlive the close.
+func (fsys *filesystem) release(h *holdHandle) {
+	fsys.releasing.Go(func() {
+		defer close(h.released)
+		defer fsys.forget(h)
+		delay := 10 * time.Millisecond
+		for try := 1; ; try++ {
+			err := h.lock.Unlock()
+			if err == nil {
+				return
+			}
+			gone := errors.Is(err, nfslock.ErrNotLocked) || errors.Is(err, nfslock.ErrLocked)
+			if gone || try == releaseTries {
+				fsys.log.WithError(err).WithField("path", h.path).Warn("releasing lock failed")
+				return
+			}
+			time.Sleep(delay)
+			delay *= 2
+		}
+	})
+}
+
+const releaseTries = 5
+
+func (fsys *filesystem) forget(h *holdHandle) {
+	fsys.mu.Lock()
+	defer fsys.mu.Unlock()
+	if fsys.held[h.path] == h {
+		delete(fsys.held, h.path)
+	}
+}
+
+// settle runs when the kernel has let go of the mount: releases in flight
+// finish, and a lock still held by an open file whose RELEASE never came
+// (a lazily detached mount loses the last one) is released once its holder
+// process is dead. Holders that closed the file as they exited are given
+// settleGrace to be gone. A live holder may still believe it holds the
+// lock, so its lock stays; it becomes stale when that process exits, and
+// the next acquirer of this host cleans it up.
+func (fsys *filesystem) settle() {
+	fsys.releasing.Wait()
+	fsys.mu.Lock()
+	left := make([]*holdHandle, 0, len(fsys.held))
+	for _, h := range fsys.held {
+		left = append(left, h)
+	}
+	fsys.mu.Unlock()
+	deadline := time.Now().Add(settleGrace)
+	for _, h := range left {
+		for !h.ownerDead() && time.Now().Before(deadline) {
+			time.Sleep(10 * time.Millisecond)
+		}
+		if !h.ownerDead() {
+			fsys.log.WithFields(logrus.Fields{"path": h.path, "pid": h.owner.pid, "command": h.owner.command}).
+				Warn("lock stays held: its holder is running; it becomes stale when the holder exits")
+			continue
+		}
+		fsys.release(h)
+	}
+	fsys.releasing.Wait()
+}
+
+const settleGrace = 2 * time.Second
+
+// ownerDead reports whether the lock h holds names a process that is gone.
+func (h *holdHandle) ownerDead() bool {
+	holder, err := nfslock.Inspect(h.path)
+	return err == nil && holder.State == nfslock.HolderDead
+}
+
+// errnoOf returns the errno a failure of the lock library wraps, or EIO.
+func errnoOf(err error) syscall.Errno {
+	var errno syscall.Errno
+	if errors.As(err, &errno) {
+		return errno
+	}
+	return syscall.EIO
+}

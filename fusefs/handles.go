@@ -1,0 +1,137 @@
+package fusefs
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+	"github.com/nfslockfs/nfslockfs/nfslock"
+)
+
+// maxMessage is the longest message a write sets; longer writes are cut.
+const maxMessage = 4 << 10
+
+// A holdHandle is an open file that holds a lock. The lock belongs to the
+// open file, as with flock(2): descriptors that share it (dup, fork) share
+// the lock, and the kernel's RELEASE after the last close releases it.
+// Reading it shows its own record; writing it sets the message.
+type holdHandle struct {
+	fsys     *filesystem
+	lock     *nfslock.Lock
+	path     string
+	owner    caller
+	closedAt atomic.Int64  // UnixNano of the last FLUSH: a close of one of its descriptors
+	released chan struct{} // closed when the lock has been released
+	reader   recordReader
+}
+
+var (
+	_ = (fs.FileReader)((*holdHandle)(nil))
+	_ = (fs.FileWriter)((*holdHandle)(nil))
+	_ = (fs.FileFlusher)((*holdHandle)(nil))
+	_ = (fs.FileReleaser)((*holdHandle)(nil))
+)
+
+func newHoldHandle(fsys *filesystem, lock *nfslock.Lock, path string, owner caller) *holdHandle {
+	return &holdHandle{fsys: fsys, lock: lock, path: path, owner: owner, released: make(chan struct{})}
+}
+
+func (h *holdHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
+	return h.reader.read(h.fsys, h.path, dest, off)
+}
+
+// Write sets the lock's message to the written text, less one trailing
+// newline and cut to maxMessage bytes; each write replaces the message.
+func (h *holdHandle) Write(ctx context.Context, data []byte, off int64) (uint32, syscall.Errno) {
+	msg := strings.TrimSuffix(string(data), "\n")
+	msg = msg[:min(len(msg), maxMessage)]
+	if err := h.lock.SetMessage(msg); err != nil {
+		h.fsys.log.WithError(err).WithField("path", h.path).Warn("setting the lock's message failed")
+		if errors.Is(err, nfslock.ErrNotLocked) || errors.Is(err, nfslock.ErrLocked) {
+			return 0, syscall.ENOLCK // the lock was broken: this file no longer holds it
+		}
+		return 0, errnoOf(err)
+	}
+	return uint32(len(data)), 0
+}
+
+// Flush comes with every close(2) of a descriptor of the open file,
+// including dup'ed and inherited ones, so it cannot release the lock; it
+// notes the time for the "release timing" rule (see tryLock).
+func (h *holdHandle) Flush(ctx context.Context) syscall.Errno {
+	h.closedAt.Store(time.Now().UnixNano())
+	return 0
+}
+
+// Release comes once, after the last close, from the kernel (pid 0).
+func (h *holdHandle) Release(ctx context.Context) syscall.Errno {
+	h.fsys.release(h)
+	return 0
+}
+
+// awaitRelease waits up to releaseGrace for h's lock to be released if one
+// of h's descriptors was closed within closeWindow (its RELEASE may be on
+// its way). It reports whether the lock was released. A nil h has nothing
+// to wait for.
+func (h *holdHandle) awaitRelease() bool {
+	if h == nil {
+		return false
+	}
+	at := h.closedAt.Load()
+	if at == 0 || time.Since(time.Unix(0, at)) >= closeWindow {
+		return false
+	}
+	t := time.NewTimer(releaseGrace)
+	defer t.Stop()
+	select {
+	case <-h.released:
+		return true
+	case <-t.C:
+		return false
+	}
+}
+
+// A readHandle is a read-only open file: it never blocks and never locks.
+type readHandle struct {
+	fsys   *filesystem
+	path   string
+	reader recordReader
+}
+
+var _ = (fs.FileReader)((*readHandle)(nil))
+
+func (h *readHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
+	return h.reader.read(h.fsys, h.path, dest, off)
+}
+
+// recordReader serves the reads of one open file (opened with direct I/O,
+// so every read(2) reaches it). A read at offset 0 renders the record as it
+// is now; reads further on continue that rendering, so that one pass over
+// the file (cat) sees one record even if it changes meanwhile.
+type recordReader struct {
+	mu   sync.Mutex
+	text []byte
+}
+
+func (r *recordReader) read(fsys *filesystem, path string, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if off == 0 || r.text == nil {
+		text, err := fsys.recordText(path)
+		if err != nil {
+			return nil, errnoOf(err)
+		}
+		r.text = text
+	}
+	if off >= int64(len(r.text)) {
+		return fuse.ReadResultData(nil), 0
+	}
+	end := min(off+int64(len(dest)), int64(len(r.text)))
+	return fuse.ReadResultData(r.text[off:end]), 0
+}

@@ -1,0 +1,151 @@
+package fusefs
+
+import (
+	"context"
+	"errors"
+	"syscall"
+	"time"
+
+	"github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+	"github.com/nfslockfs/nfslockfs/nfslock"
+	"github.com/sirupsen/logrus"
+)
+
+// A lockNode is a lock file: opening it for writing takes the lock, reading
+// it shows the holder.
+type lockNode struct {
+	fs.Inode
+	fsys *filesystem
+	path string // the lock path P in the backing directory
+}
+
+var (
+	_ = (fs.NodeOpener)((*lockNode)(nil))
+	_ = (fs.NodeGetattrer)((*lockNode)(nil))
+	_ = (fs.NodeSetattrer)((*lockNode)(nil))
+)
+
+func (n *lockNode) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, syscall.Errno) {
+	fh, errno := n.fsys.open(ctx, n.path, flags, false)
+	if errno != 0 {
+		return nil, 0, errno
+	}
+	return fh, fuse.FOPEN_DIRECT_IO, 0
+}
+
+// open opens the lock at path with open(2) flags, for OPEN or, if create,
+// CREATE: for reading only, at once; for writing, once the lock is taken
+// (see openLock and createLock). The handle is never nil: without one, the
+// kernel sends no RELEASE, and the lock would never be released.
+func (fsys *filesystem) open(ctx context.Context, path string, flags uint32, create bool) (fs.FileHandle, syscall.Errno) {
+	if flags&syscall.O_ACCMODE == syscall.O_RDONLY {
+		return &readHandle{fsys: fsys, path: path}, 0
+	}
+	take := fsys.openLock
+	if create {
+		take = fsys.createLock
+	}
+	h, errno := take(ctx, path, flags)
+	if errno != 0 {
+		return nil, errno
+	}
+	return h, 0
+}
+
+func (n *lockNode) Getattr(ctx context.Context, f fs.FileHandle, out *fuse.AttrOut) syscall.Errno {
+	n.fsys.lockAttrOfOpen(n.path, &out.Attr)
+	return 0
+}
+
+// Setattr accepts what programs do to a file they open for writing and
+// changes nothing: truncation to 0 (the SETATTR that follows an open with
+// O_TRUNC when the kernel does not pass O_TRUNC along, ftruncate) and times
+// (touch). A lock file's owner and mode are its holder's business: EPERM.
+func (n *lockNode) Setattr(ctx context.Context, f fs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
+	if in.Valid&(fuse.FATTR_MODE|fuse.FATTR_UID|fuse.FATTR_GID) != 0 {
+		return syscall.EPERM
+	}
+	if size, ok := in.GetSize(); ok && size != 0 {
+		return syscall.EINVAL
+	}
+	n.fsys.lockAttrOfOpen(n.path, &out.Attr)
+	return 0
+}
+
+// lockAttr fills out with how the lock at p looks now. Held: a regular file
+// with P.nfs_lock's mode and owner, the rendered record's length as size
+// and the time it was acquired as mtime. Free: the leftover file P with size
+// 0. No file at all: ENOENT.
+func (fsys *filesystem) lockAttr(p string, out *fuse.Attr) syscall.Errno {
+	var st syscall.Stat_t
+	if syscall.Lstat(p+nfslock.LockSuffix, &st) == nil {
+		h, err := nfslock.Inspect(p)
+		switch {
+		case err == nil:
+			out.FromStat(&st)
+			out.Size = uint64(len(fsys.format.render(h)))
+			out.SetTimes(nil, &h.Since, nil)
+			fileAttr(out)
+			return 0
+		case !errors.Is(err, nfslock.ErrNotLocked):
+			// Not a record (a symbolic link, a FIFO), or the backing
+			// store failed: an operator must look.
+			fsys.log.WithError(err).Warn("cannot read a lock")
+			return errnoOf(err)
+		}
+		// Released meanwhile: free.
+	}
+	if err := syscall.Lstat(p, &st); err != nil {
+		return fs.ToErrno(err)
+	}
+	out.FromStat(&st)
+	out.Size = 0
+	fileAttr(out)
+	return 0
+}
+
+// lockAttrOfOpen is lockAttr for a file that is open, which the kernel
+// expects to have attributes even when the lock is free and has no file
+// left: then it looks like an empty file that was removed (no links).
+func (fsys *filesystem) lockAttrOfOpen(p string, out *fuse.Attr) {
+	if fsys.lockAttr(p, out) == 0 {
+		return
+	}
+	now := time.Now()
+	*out = fuse.Attr{Mode: syscall.S_IFREG | 0o644}
+	out.SetTimes(&now, &now, &now)
+}
+
+// fileAttr makes out a lock file's: a regular file with one name and the
+// inode number of the node (set by go-fuse), whatever the backing file is.
+func fileAttr(out *fuse.Attr) {
+	out.Mode = syscall.S_IFREG | out.Mode&0o7777
+	out.Nlink = 1
+	out.Ino = 0
+}
+
+// removeLock is rm of a lock file. A held lock gives EBUSY; a free lock's
+// leftover file P is removed. A lock whose holder on this host is dead is
+// cleaned up, as the next acquirer would (safely against others doing the
+// same), and removed.
+func (fsys *filesystem) removeLock(p string) syscall.Errno {
+	h, err := nfslock.Inspect(p)
+	switch {
+	case errors.Is(err, nfslock.ErrNotLocked):
+		return fs.ToErrno(syscall.Unlink(p))
+	case err != nil:
+		return errnoOf(err)
+	case h.State != nfslock.HolderDead:
+		return syscall.EBUSY
+	}
+	lock, err := nfslock.TryLock(p)
+	if err != nil {
+		return syscall.EBUSY // taken meanwhile
+	}
+	if err := lock.Unlock(); err != nil {
+		return errnoOf(err)
+	}
+	fsys.log.WithFields(logrus.Fields{"path": p, "pid": h.Record.Pid, "message": h.Record.Message}).Info("removed a stale lock")
+	return 0
+}

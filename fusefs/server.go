@@ -1,0 +1,119 @@
+package fusefs
+
+import (
+	"fmt"
+	"log"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+	"github.com/sirupsen/logrus"
+)
+
+// Options configure a mount.
+type Options struct {
+	// Format is how reads show a lock's holder.
+	Format Format
+	// Log gets one info line per acquire and release, and warnings.
+	// Nil means logrus's standard logger.
+	Log logrus.FieldLogger
+	// AllowOther lets every user use the mount, with the kernel checking
+	// their permissions against the backing files' modes and owners
+	// (default_permissions). Opening a held lock to wait for it needs write
+	// permission on its lock file, which the lock library creates with mode
+	// 0666 less the process's umask: a daemon for many users runs with
+	// umask 0 (cmd/nfslockfs does).
+	AllowOther bool
+	// Debug logs every FUSE request and reply at debug level.
+	Debug bool
+}
+
+// A Server is a mounted nfslockfs.
+type Server struct {
+	fsys       *filesystem
+	fuse       *fuse.Server
+	mountpoint string
+	direct     bool          // mounted by mount(2) itself, not fusermount
+	done       chan struct{} // closed when the mount is gone and its locks are settled
+}
+
+// Mount mounts the locks of backingDir on mountpoint, which must be an
+// empty directory, and serves them until the mount goes away (Shutdown, or
+// umount from outside). As root it mounts with mount(2); otherwise with
+// fusermount.
+func Mount(backingDir, mountpoint string, opts Options) (*Server, error) {
+	backing, err := filepath.Abs(backingDir)
+	if err != nil {
+		return nil, err
+	}
+	if fi, err := os.Stat(backing); err != nil {
+		return nil, fmt.Errorf("backing directory: %w", err)
+	} else if !fi.IsDir() {
+		return nil, fmt.Errorf("backing directory %s is not a directory", backing)
+	}
+	mnt, err := filepath.Abs(mountpoint)
+	if err != nil {
+		return nil, err
+	}
+	if entries, err := os.ReadDir(mnt); err != nil {
+		return nil, fmt.Errorf("mountpoint: %w", err)
+	} else if len(entries) > 0 {
+		return nil, fmt.Errorf("mountpoint %s is not empty", mnt)
+	}
+	if opts.Log == nil {
+		opts.Log = logrus.StandardLogger()
+	}
+
+	fsys := newFilesystem(opts.Format, opts.Log)
+	root := &dirNode{fsys: fsys, path: backing}
+	direct := os.Geteuid() == 0
+	zero := time.Duration(0)
+	fopts := &fs.Options{
+		// The kernel must not cache what other hosts change.
+		EntryTimeout:    &zero,
+		AttrTimeout:     &zero,
+		NegativeTimeout: &zero,
+		NullPermissions: true, // the backing files' modes, as they are
+		MountOptions: fuse.MountOptions{
+			FsName:            backing,
+			Name:              "nfslockfs",
+			AllowOther:        opts.AllowOther,
+			DirectMountStrict: direct,
+			// O_TRUNC comes with OPEN instead of as a separate SETATTR.
+			ExtraCapabilities: fuse.CAP_ATOMIC_O_TRUNC,
+			// ls needs names only; READDIRPLUS would read every record.
+			DisableReadDirPlus: true,
+			Debug:              opts.Debug,
+			Logger:             log.New(logWriter{opts.Log, opts.Debug}, "", 0),
+		},
+	}
+	if opts.AllowOther {
+		fopts.MountOptions.Options = append(fopts.MountOptions.Options, "default_permissions")
+	}
+	srv, err := fuse.NewServer(fs.NewNodeFS(root, fopts), mnt, &fopts.MountOptions)
+	if err != nil {
+		return nil, fmt.Errorf("mounting %s: %w", mnt, err)
+	}
+	s := &Server{fsys: fsys, fuse: srv, mountpoint: mnt, direct: direct, done: make(chan struct{})}
+	go s.serve()
+	if err := srv.WaitMount(); err != nil {
+		return nil, fmt.Errorf("mounting %s: %w", mnt, err)
+	}
+	opts.Log.WithFields(logrus.Fields{"backing": backing, "mountpoint": mnt, "format": opts.Format}).Info("mounted")
+	return s, nil
+}
+
+// serve answers the kernel until the mount goes away, then settles the
+// locks whose RELEASE never came.
+func (s *Server) serve() {
+	defer close(s.done)
+	s.fuse.Serve()
+	s.fsys.settle()
+	s.fsys.log.WithField("mountpoint", s.mountpoint).Info("unmounted")
+}
+
+// Done is closed when the mount is gone, by Shutdown or from outside, and
+// the filesystem has settled its locks.
+func (s *Server) Done() <-chan struct{} { return s.done }

@@ -1,0 +1,87 @@
+package fusefs
+
+import (
+	"os"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/nfslockfs/nfslockfs/nfslock"
+)
+
+func TestInterruptingSignal(t *testing.T) {
+	set := sigsetOf
+	for _, tc := range []struct {
+		name string
+		st   threadStatus
+		want syscall.Signal
+	}{
+		{"nothing pending", threadStatus{}, 0},
+		{"SIGKILL", threadStatus{pending: set(syscall.SIGKILL)}, syscall.SIGKILL},
+		{"SIGINT without handler", threadStatus{pending: set(syscall.SIGINT)}, syscall.SIGINT},
+		{"SIGINT caught", threadStatus{pending: set(syscall.SIGINT), caught: set(syscall.SIGINT)}, syscall.SIGINT},
+		{"SIGINT ignored", threadStatus{pending: set(syscall.SIGINT), ignored: set(syscall.SIGINT)}, 0},
+		{"SIGINT blocked", threadStatus{pending: set(syscall.SIGINT), blocked: set(syscall.SIGINT)}, 0},
+		{"SIGALRM caught", threadStatus{pending: set(syscall.SIGALRM), caught: set(syscall.SIGALRM)}, syscall.SIGALRM},
+		{"SIGCHLD caught", threadStatus{pending: set(syscall.SIGCHLD), caught: set(syscall.SIGCHLD)}, 0},
+		{"SIGCHLD default", threadStatus{pending: set(syscall.SIGCHLD)}, 0},
+		{"SIGWINCH caught", threadStatus{pending: set(syscall.SIGWINCH), caught: set(syscall.SIGWINCH)}, 0},
+		{"SIGURG caught (Go preemption)", threadStatus{pending: set(syscall.SIGURG), caught: set(syscall.SIGURG)}, 0},
+		{"SIGTSTP default", threadStatus{pending: set(syscall.SIGTSTP)}, 0},
+		{"SIGPIPE caught", threadStatus{pending: set(syscall.SIGPIPE), caught: set(syscall.SIGPIPE)}, 0},
+		{"SIGPIPE default", threadStatus{pending: set(syscall.SIGPIPE)}, syscall.SIGPIPE},
+		{"realtime default", threadStatus{pending: set(syscall.Signal(40))}, syscall.Signal(40)},
+		{"SIGCHLD then SIGKILL", threadStatus{pending: set(syscall.SIGCHLD, syscall.SIGKILL), caught: set(syscall.SIGCHLD)}, syscall.SIGKILL},
+	} {
+		if got := tc.st.interruptingSignal(); got != tc.want {
+			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
+
+func TestReadThreadStatus(t *testing.T) {
+	st, err := readThreadStatus(syscall.Gettid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.tgid != os.Getpid() {
+		t.Errorf("tgid of one of our threads: %d, want %d", st.tgid, os.Getpid())
+	}
+	if !st.caught.has(syscall.SIGURG) {
+		t.Error("the Go runtime's SIGURG handler is not seen as caught")
+	}
+	if got := commandLine(os.Getpid()); !strings.HasPrefix(got, os.Args[0]) {
+		t.Errorf("command line %q, want it to start with %q", got, os.Args[0])
+	}
+}
+
+func TestRenderText(t *testing.T) {
+	since := time.Date(2026, 11, 27, 8, 0, 3, 0, time.UTC)
+	h := nfslock.Holder{
+		Record: nfslock.Record{Host: "node17", Pid: 4242, Message: "make -j8 \"nightly\"\n\\\xff",
+			StartTime: time.Date(2026, 11, 27, 8, 0, 0, 0, time.UTC)},
+		Since: since,
+		State: nfslock.HolderAlive,
+	}
+	want := "host: node17\npid: 4242\nstarted: 2026-11-27T08:00:00Z\nheld-since: 2026-11-27T08:00:03Z\n" +
+		"message: make -j8 \"nightly\"\\n\\\\\\xff\n"
+	if got := string(FormatText.render(h)); got != want {
+		t.Errorf("got\n%s\nwant\n%s", got, want)
+	}
+	corrupt := nfslock.Holder{Raw: []byte("((host"), Since: since, State: nfslock.HolderCorrupt}
+	if got, want := string(FormatText.render(corrupt)), "corrupt-record: ((host\nheld-since: 2026-11-27T08:00:03Z\n"; got != want {
+		t.Errorf("corrupt: got %q, want %q", got, want)
+	}
+}
+
+func TestParseFormat(t *testing.T) {
+	for _, f := range []Format{FormatText, FormatSexp, FormatJSON} {
+		if got, err := ParseFormat(f.String()); err != nil || got != f {
+			t.Errorf("ParseFormat(%q) = %v, %v", f, got, err)
+		}
+	}
+	if _, err := ParseFormat("xml"); err == nil {
+		t.Error("ParseFormat(xml) did not fail")
+	}
+}
