@@ -23,6 +23,10 @@ test:
 fuzz:
 	$(GO) test -run='^$$' -fuzz=FuzzParseRecord -fuzztime=$(FUZZTIME) ./nfslock/
 
+## demo: mount nfslockfs over a temporary directory and show two processes contending (needs root or fusermount)
+demo: build
+	scripts/demo.sh $(BIN)
+
 ## bench: the Go benchmarks, BENCHCOUNT runs each
 bench:
 	$(GO) test -run='^$$' -bench=. -benchtime=$(BENCHTIME) -count=$(BENCHCOUNT) ./nfslock/ ./fusefs/
