@@ -29,26 +29,26 @@ func MustCreate(path string, opts ...Option) {
 // ever). On timeout the error matches context.DeadlineExceeded and
 // ErrLocked.
 func BlockingCreate(path string, timeout time.Duration, opts ...Option) error {
-	ctx := context.Background()
-	if timeout > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, timeout)
-		defer cancel()
-	}
+	ctx, cancel := timeoutContext(timeout)
+	defer cancel()
 	_, err := Acquire(ctx, path, opts...)
 	return err
+}
+
+// timeoutContext ends after timeout, or never for Core's 0.
+func timeoutContext(timeout time.Duration) (context.Context, context.CancelFunc) {
+	if timeout > 0 {
+		return context.WithTimeout(context.Background(), timeout)
+	}
+	return context.WithCancel(context.Background())
 }
 
 // CriticalSection runs f while holding the lock on path, taken as by
 // BlockingCreate, and releases it however f ends, panics included. It
 // returns f's error, joined with the release's if that failed.
 func CriticalSection(path string, timeout time.Duration, f func() error, opts ...Option) (err error) {
-	ctx := context.Background()
-	if timeout > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, timeout)
-		defer cancel()
-	}
+	ctx, cancel := timeoutContext(timeout)
+	defer cancel()
 	l, err := Acquire(ctx, path, opts...)
 	if err != nil {
 		return err
