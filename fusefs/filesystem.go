@@ -67,30 +67,45 @@ func (fsys *filesystem) holderOf(path string) *holdHandle {
 
 // release hands h's release to a goroutine of the filesystem, so that
 // RELEASE (of which the kernel runs only MaxBackground at once) returns at
-// once whatever the backing store's latency. Releases are retried a few
-// times after filesystem errors: a lock left held would outlive the close.
+// once whatever the backing store's latency. A release that fails on a
+// filesystem error (ESTALE, EIO, a server outage) is retried until it
+// succeeds: the record names a process that has closed the file and believes
+// the lock released, so a lock left held would stay held until that process
+// exits, and its own next open would wait for itself. Only once the daemon
+// is stopping does it give up, after a few tries.
 func (fsys *filesystem) release(h *holdHandle) {
 	fsys.releasing.Go(func() {
 		defer close(h.released)
 		defer fsys.forget(h)
-		delay := 10 * time.Millisecond
+		delay := minReleaseDelay
 		for try := 1; ; try++ {
 			err := h.lock.Unlock()
 			if err == nil {
 				return
 			}
-			gone := errors.Is(err, nfslock.ErrNotLocked) || errors.Is(err, nfslock.ErrLocked)
-			if gone || try == releaseTries {
-				fsys.log.WithError(err).WithField("path", h.path).Warn("releasing lock failed")
+			log := fsys.log.WithError(err).WithField("path", h.path)
+			if errors.Is(err, nfslock.ErrNotLocked) || errors.Is(err, nfslock.ErrLocked) {
+				log.Warn("lock was broken before its release")
 				return
 			}
+			if fsys.opening.Err() != nil && try >= stoppingReleaseTries {
+				log.Warn("releasing lock failed; giving up as the daemon stops")
+				return
+			}
+			if try == 1 {
+				log.Warn("releasing lock failed; retrying until it succeeds")
+			}
 			time.Sleep(delay)
-			delay *= 2
+			delay = min(2*delay, maxReleaseDelay)
 		}
 	})
 }
 
-const releaseTries = 5
+const (
+	minReleaseDelay      = 10 * time.Millisecond
+	maxReleaseDelay      = time.Second
+	stoppingReleaseTries = 5
+)
 
 func (fsys *filesystem) forget(h *holdHandle) {
 	fsys.mu.Lock()

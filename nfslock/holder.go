@@ -88,29 +88,13 @@ func readLockFile(p string) (Holder, fileID, error) {
 }
 
 // readLockBytes reads P.nfs_lock in one open, fstat, read, close, filling
-// only Raw and Since of the Holder. It refuses anything but a regular file
-// (a symbolic link, a FIFO), so that nothing can make it follow a link
-// elsewhere or block.
+// only Raw and Since of the Holder.
 func readLockBytes(p string) (Holder, fileID, error) {
-	name := lockFile(p)
-	f, err := os.OpenFile(name, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
-	if errors.Is(err, os.ErrNotExist) {
-		return Holder{}, fileID{}, fmt.Errorf("nfslock: %s: %w", p, ErrNotLocked)
-	}
-	if errors.Is(err, syscall.ELOOP) {
-		return Holder{}, fileID{}, fmt.Errorf("nfslock: %s: %s is a symbolic link, not a lock record; an operator must remove it: %w", p, name, err)
-	}
+	f, fi, err := openLockFile(p)
 	if err != nil {
-		return Holder{}, fileID{}, fmt.Errorf("nfslock: %s: %w", p, err)
+		return Holder{}, fileID{}, err
 	}
 	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return Holder{}, fileID{}, fmt.Errorf("nfslock: %s: %w", p, err)
-	}
-	if !fi.Mode().IsRegular() {
-		return Holder{}, fileID{}, fmt.Errorf("nfslock: %s: %s is a %s, not a lock record; an operator must remove it: %w", p, name, fi.Mode().Type(), syscall.EINVAL)
-	}
 	raw, err := readRecordBytes(f, fi.Size())
 	if err != nil {
 		return Holder{}, fileID{}, fmt.Errorf("nfslock: %s: %w", p, err)
@@ -118,21 +102,32 @@ func readLockBytes(p string) (Holder, fileID, error) {
 	return Holder{Raw: raw, Since: fi.ModTime()}, fileIDOf(fi), nil
 }
 
-// readRecordBytes reads a lock file of the given size (from fstat), at most
-// MaxRecordSize+1 bytes so that a huge file reads as corrupt. Every read is
-// an NFS round trip: when the first read returns exactly size bytes, the
-// record is complete and no second read is made to see end of file.
-func readRecordBytes(f *os.File, size int64) ([]byte, error) {
-	buf := make([]byte, min(max(size, 0), MaxRecordSize)+1)
-	n, err := f.Read(buf)
-	if err == io.EOF || err == nil && int64(n) == size {
-		return buf[:n], nil
+// openLockFile opens P.nfs_lock for reading, with its fstat. A missing one
+// gives an error matching ErrNotLocked. It refuses anything but a regular
+// file (a symbolic link, a FIFO), so that nothing can make it follow a link
+// elsewhere or block.
+func openLockFile(p string) (*os.File, os.FileInfo, error) {
+	name := lockFile(p)
+	f, err := os.OpenFile(name, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil, fmt.Errorf("nfslock: %s: %w", p, ErrNotLocked)
+	}
+	if errors.Is(err, syscall.ELOOP) {
+		return nil, nil, fmt.Errorf("nfslock: %s: %s is a symbolic link, not a lock record; an operator must remove it: %w", p, name, err)
 	}
 	if err != nil {
-		return nil, err
+		return nil, nil, fmt.Errorf("nfslock: %s: %w", p, err)
 	}
-	rest, err := io.ReadAll(io.LimitReader(f, MaxRecordSize+1-int64(n)))
-	return append(buf[:n], rest...), err
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, nil, fmt.Errorf("nfslock: %s: %w", p, err)
+	}
+	if !fi.Mode().IsRegular() {
+		f.Close()
+		return nil, nil, fmt.Errorf("nfslock: %s: %s is a %s, not a lock record; an operator must remove it: %w", p, name, fi.Mode().Type(), syscall.EINVAL)
+	}
+	return f, fi, nil
 }
 
 // judge parses a record and decides what its holder is.
@@ -156,4 +151,21 @@ func judge(raw []byte, since time.Time) Holder {
 
 func (h Holder) heldError(p string, id fileID) *HeldError {
 	return &HeldError{Path: p, Holder: h.Record, Since: h.Since, Raw: h.Raw, Corrupt: h.State == HolderCorrupt, file: id}
+}
+
+// readRecordBytes reads a lock file of the given size (from fstat), at most
+// MaxRecordSize+1 bytes so that a huge file reads as corrupt. Every read is
+// an NFS round trip: when the first read returns exactly size bytes, the
+// record is complete and no second read is made to see end of file.
+func readRecordBytes(f *os.File, size int64) ([]byte, error) {
+	buf := make([]byte, min(max(size, 0), MaxRecordSize)+1)
+	n, err := f.Read(buf)
+	if err == io.EOF || err == nil && int64(n) == size {
+		return buf[:n], nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	rest, err := io.ReadAll(io.LimitReader(f, MaxRecordSize+1-int64(n)))
+	return append(buf[:n], rest...), err
 }

@@ -114,7 +114,8 @@ func (l *Lock) Unlock() error {
 	if l.released {
 		return fmt.Errorf("nfslock: %s: already released: %w", l.path, ErrNotLocked)
 	}
-	if _, err := l.checkOwned(); err != nil {
+	fl, err := l.openOwned()
+	if err != nil {
 		if errors.Is(err, ErrNotLocked) || errors.Is(err, ErrLocked) {
 			l.forget()
 		}
@@ -123,7 +124,13 @@ func (l *Lock) Unlock() error {
 	if l.ownsP {
 		os.Remove(l.path) // informational only: its fate never fails a release
 	}
-	if err := os.Remove(lockFile(l.path)); err != nil {
+	err = os.Remove(lockFile(l.path))
+	fl.Close()
+	if errors.Is(err, os.ErrNotExist) {
+		l.forget() // removed by a process outside the flock (Core)
+		return fmt.Errorf("nfslock: %s: our lock was removed by someone else: %w", l.path, ErrNotLocked)
+	}
+	if err != nil {
 		return fmt.Errorf("nfslock: %s: releasing: %w", l.path, err)
 	}
 	l.forget()
@@ -131,21 +138,22 @@ func (l *Lock) Unlock() error {
 	return nil
 }
 
-// checkOwned verifies that P.nfs_lock is still the file and the record this
-// Lock wrote, and returns it as read. Called with l.mu held.
-func (l *Lock) checkOwned() (Holder, error) {
-	h, id, err := readLockBytes(l.path)
+// openOwned flocks P.nfs_lock (see flockedLock) and verifies that it is
+// still the file and the record this Lock wrote. Called with l.mu held.
+func (l *Lock) openOwned() (*flockedLock, error) {
+	fl, err := openFlocked(l.path)
 	if errors.Is(err, ErrNotLocked) {
-		return h, fmt.Errorf("nfslock: %s: our lock was removed by someone else: %w", l.path, ErrNotLocked)
+		return nil, fmt.Errorf("nfslock: %s: our lock was removed by someone else: %w", l.path, ErrNotLocked)
 	}
 	if err != nil {
-		return h, err
+		return nil, err
 	}
-	if id.dev != l.dev || id.ino != l.ino || !bytes.Equal(h.Raw, l.data) {
-		h = judge(h.Raw, h.Since)
-		return h, fmt.Errorf("nfslock: %s: our lock was broken and taken over: %w", l.path, h.heldError(l.path, id))
+	if fl.id.dev != l.dev || fl.id.ino != l.ino || !bytes.Equal(fl.Raw, l.data) {
+		fl.Close()
+		h := judge(fl.Raw, fl.Since)
+		return nil, fmt.Errorf("nfslock: %s: our lock was broken and taken over: %w", l.path, h.heldError(l.path, fl.id))
 	}
-	return h, nil
+	return fl, nil
 }
 
 // forget marks the lock released and hands it to the next waiter of this
@@ -206,16 +214,23 @@ func (l *Lock) replaceRecord(rec Record) error {
 	if err != nil {
 		return pathError(l.path, err)
 	}
-	h, err := l.checkOwned()
+	fl, err := l.openOwned()
 	if err != nil {
 		os.Remove(a.name)
 		return err
 	}
+	defer fl.Close()
 	// The lock file's mtime says when the lock was taken (held-since, and
 	// stat through the mount): the new record keeps it. Best effort.
-	os.Chtimes(a.name, time.Time{}, h.Since)
+	os.Chtimes(a.name, time.Time{}, fl.Since)
 	copyForP := attemptFile(l.path)
-	haveCopy := l.ownsP && os.Link(a.name, copyForP) == nil
+	haveCopy := false
+	if l.ownsP {
+		haveCopy = os.Link(a.name, copyForP) == nil
+		if !haveCopy {
+			os.Remove(copyForP) // the link may have happened, its reply lost
+		}
+	}
 	if err := rename(a.name, lockFile(l.path)); err != nil {
 		os.Remove(a.name)
 		if haveCopy {

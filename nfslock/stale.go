@@ -8,47 +8,79 @@ import (
 	"syscall"
 )
 
-// removeIfUnchanged removes the lock at p (P, then P.nfs_lock) if P.nfs_lock
-// still holds exactly the bytes raw, which the caller judged removable. It
-// reports whether it removed it.
+// A flockedLock is P.nfs_lock opened and flocked, after checking that the
+// name still refers to the opened file, with the bytes it holds.
 //
-// Cleaners on one host serialize on an flock of P.nfs_lock, and each
-// re-checks under the flock that the name still refers to the file it locked
-// and that the file still holds raw. Of several cleaners that judged the same
-// stale lock, the first removes it; the others then find the name gone or
-// naming a new lock, and leave it alone. Without the flock, a slow cleaner
-// could remove a lock that a fast one had already cleaned and re-taken, which
-// is the safety bug Core's documentation lists.
+// Every removal or replacement of P.nfs_lock by this package (release,
+// record change, stale cleanup, break) happens while holding one. A cleaner
+// checks under the flock that the name still refers to the file it judged
+// stale, and removes it before letting go; so it cannot remove a lock taken
+// since, whoever removed the old one. Without the flock, a slow cleaner could
+// remove a lock that a fast one (or the holder's own release) had already
+// removed and another process re-taken: the safety bug Core's documentation
+// lists. The flock serializes the processes of one host; cleaners only ever
+// judge holders of their own host.
+type flockedLock struct {
+	f *os.File
+	Holder
+	id fileID
+}
+
+// openFlocked opens and flocks P.nfs_lock. A missing lock, or one whose name
+// keeps changing under it, gives an error matching ErrNotLocked.
+func openFlocked(p string) (*flockedLock, error) {
+	const tries = 3 // the name may change hands between the open and the check
+	for try := 1; ; try++ {
+		f, fi, err := openLockFile(p)
+		if err != nil {
+			return nil, err
+		}
+		if err := flock(f); err != nil {
+			f.Close()
+			return nil, fmt.Errorf("nfslock: %s: flock %s: %w", p, lockFile(p), err)
+		}
+		current, err := os.Lstat(lockFile(p))
+		if err != nil || !os.SameFile(fi, current) {
+			f.Close()
+			if try == tries || errors.Is(err, os.ErrNotExist) {
+				return nil, fmt.Errorf("nfslock: %s: %w", p, ErrNotLocked)
+			}
+			continue
+		}
+		raw, err := readRecordBytes(f, fi.Size())
+		if err != nil {
+			f.Close()
+			return nil, fmt.Errorf("nfslock: %s: %w", p, err)
+		}
+		return &flockedLock{f: f, Holder: Holder{Raw: raw, Since: fi.ModTime()}, id: fileIDOf(fi)}, nil
+	}
+}
+
+// Close drops the flock.
+func (fl *flockedLock) Close() { fl.f.Close() }
+
+// removeIfUnchanged removes the lock at p if P.nfs_lock still holds exactly
+// the bytes raw, which the caller judged removable. It reports whether it
+// removed it. Of several cleaners that judged the same stale lock, exactly
+// one removes it; the others find the name gone or naming a new lock, and
+// leave it alone.
 func removeIfUnchanged(p string, raw []byte) (bool, error) {
-	name := lockFile(p)
-	f, err := os.OpenFile(name, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
-	if errors.Is(err, os.ErrNotExist) {
+	fl, err := openFlocked(p)
+	if errors.Is(err, ErrNotLocked) {
 		return false, nil
 	}
 	if err != nil {
-		return false, fmt.Errorf("nfslock: %s: removing stale lock: %w", p, err)
+		return false, fmt.Errorf("removing a stale lock: %w", err)
 	}
-	defer f.Close() // also drops the flock
-	if err := flock(f); err != nil {
-		return false, fmt.Errorf("nfslock: %s: removing stale lock: flock %s: %w", p, name, err)
-	}
-	locked, err := f.Stat()
-	if err != nil {
-		return false, fmt.Errorf("nfslock: %s: removing stale lock: %w", p, err)
-	}
-	current, err := os.Lstat(name)
-	if err != nil || !os.SameFile(locked, current) {
-		return false, nil
-	}
-	now, err := readRecordBytes(f, locked.Size())
-	if err != nil {
-		return false, fmt.Errorf("nfslock: %s: removing stale lock: %w", p, err)
-	}
-	if !bytes.Equal(now, raw) {
+	defer fl.Close()
+	if !bytes.Equal(fl.Raw, raw) {
 		return false, nil
 	}
 	if err := removeLockFiles(p); err != nil {
-		return false, fmt.Errorf("nfslock: %s: removing stale lock: %w", p, err)
+		if errors.Is(err, os.ErrNotExist) {
+			return false, nil // removed by a process outside the flock (Core)
+		}
+		return false, fmt.Errorf("nfslock: %s: removing a stale lock: %w", p, err)
 	}
 	return true, nil
 }
