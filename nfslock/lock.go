@@ -102,9 +102,10 @@ func (l *Lock) activate(log logrus.FieldLogger, waited time.Duration) {
 	log.WithFields(logrus.Fields{"path": l.path, "pid": l.rec.Pid, "host": l.rec.Host, "waited": waited}).Info("lock acquired")
 }
 
-// Unlock releases the lock: it checks that P.nfs_lock is still the file
-// this Lock created, with the record it wrote, and only then removes P (if
-// the acquisition made it) and P.nfs_lock. A lock removed by someone else gives an error matching
+// Unlock releases the lock: under the flock that stale-lock cleaners of
+// this host take (see flockedLock), it checks that P.nfs_lock is still the
+// file this Lock created, with the record it wrote, and only then removes P
+// (if the acquisition made it) and P.nfs_lock. A lock removed by someone else gives an error matching
 // ErrNotLocked; one that someone else now holds (after breaking ours) an
 // error matching ErrLocked, and nothing is removed. After a filesystem
 // error the lock is still held and Unlock may be called again.
