@@ -4,8 +4,10 @@ BIN       := bin
 FUZZTIME  ?= 10s
 BENCHTIME ?= 1s
 BENCHCOUNT ?= 5
+DURATION  ?= 10m
+SOAKTIMEOUT ?= 24h
 
-.PHONY: all build test fuzz bench demo clean
+.PHONY: all build test fuzz bench demo soak clean
 
 all: build
 
@@ -30,6 +32,10 @@ demo: build
 ## bench: the Go benchmarks, BENCHCOUNT runs each
 bench:
 	$(GO) test -run='^$$' -bench=. -benchtime=$(BENCHTIME) -count=$(BENCHCOUNT) ./nfslock/ ./fusefs/
+
+## soak: cluster mutual exclusion and crash chaos for DURATION (half each); prints cycles, kills and violations
+soak:
+	NFSLOCKFS_SOAK=$(DURATION) NFSLOCKFS_REQUIRE_FUSE=1 $(GO) test -race -count=1 -v -run '^TestClusterSoak$$' -timeout $(SOAKTIMEOUT) ./integration/
 
 clean:
 	rm -rf $(BIN)
