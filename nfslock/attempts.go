@@ -30,6 +30,13 @@ func removeOldAttempts(p string, now time.Time) {
 		return
 	}
 	lastAttemptSweep.Store(key, now)
+	// A daemon sees many lock names over its life: forget old sweeps.
+	lastAttemptSweep.Range(func(k, last any) bool {
+		if now.Sub(last.(time.Time)) >= attemptMaxAge {
+			lastAttemptSweep.Delete(k)
+		}
+		return true
+	})
 	dir, base := filepath.Split(p)
 	if dir == "" {
 		dir = "."

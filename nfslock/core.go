@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"syscall"
 	"time"
 )
 
@@ -138,7 +139,8 @@ func UnlockAll() error {
 // not a regular file (a symbolic link) is removed as it is.
 func Break(path string) (Holder, error) {
 	h, _, err := readLockFile(path)
-	if err != nil && !errors.Is(err, ErrNotLocked) {
+	if errors.Is(err, syscall.ELOOP) || errors.Is(err, syscall.EINVAL) {
+		// Not a regular file: no record to compare, nothing a holder wrote.
 		fi, lerr := os.Lstat(lockFile(path))
 		if lerr != nil || fi.IsDir() {
 			return Holder{}, err
@@ -157,6 +159,12 @@ func Break(path string) (Holder, error) {
 	}
 	if !removed {
 		return h, fmt.Errorf("nfslock: %s: the lock changed hands while being broken; left alone: %w", path, ErrLocked)
+	}
+	if l := heldLocks.get(lockKey(path)); l != nil {
+		// This process broke its own lock: it no longer holds it.
+		l.mu.Lock()
+		l.forget()
+		l.mu.Unlock()
 	}
 	return h, nil
 }

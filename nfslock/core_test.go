@@ -193,6 +193,22 @@ func TestSetMessageAndOwner(t *testing.T) {
 	}
 }
 
+func TestUnlockAfterAnotherBreakRemovesNothing(t *testing.T) {
+	p := lockIn(t)
+	l, err := TryLock(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.Remove(lockFile(p)) // an operator's break, in another process
+	plant(t, p, Record{Host: "elsewhere.example", Pid: 9, Message: "new holder"})
+	if err := l.Unlock(); !errors.Is(err, ErrLocked) {
+		t.Fatalf("Unlock of a lock someone else now holds: %v, want ErrLocked", err)
+	}
+	if rec, err := ReadRecord(p); err != nil || rec.Message != "new holder" {
+		t.Errorf("the new holder's lock: %+v, %v", rec, err)
+	}
+}
+
 func TestUnlockAfterBreakRemovesNothing(t *testing.T) {
 	p := lockIn(t)
 	l, err := TryLock(p)
@@ -203,8 +219,8 @@ func TestUnlockAfterBreakRemovesNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	plant(t, p, Record{Host: "elsewhere.example", Pid: 9, Message: "new holder"})
-	if err := l.Unlock(); !errors.Is(err, ErrLocked) {
-		t.Fatalf("Unlock of a lock someone else now holds: %v, want ErrLocked", err)
+	if err := l.Unlock(); !errors.Is(err, ErrNotLocked) {
+		t.Fatalf("Unlock of a lock this process broke: %v, want ErrNotLocked", err)
 	}
 	if rec, err := ReadRecord(p); err != nil || rec.Message != "new holder" {
 		t.Errorf("the new holder's lock: %+v, %v", rec, err)

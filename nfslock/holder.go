@@ -67,15 +67,15 @@ func Inspect(path string) (Holder, error) {
 // ReadRecord returns the record of the lock at path. A free lock gives an
 // error matching ErrNotLocked, an unparsable record one matching ErrCorrupt.
 func ReadRecord(path string) (Record, error) {
-	h, _, err := readLockFile(path)
+	h, _, err := readLockBytes(path)
 	if err != nil {
 		return Record{}, err
 	}
-	if h.State == HolderCorrupt {
-		_, perr := ParseRecord(h.Raw)
-		return Record{}, fmt.Errorf("nfslock: %s: %w", path, perr)
+	rec, err := ParseRecord(h.Raw)
+	if err != nil {
+		return Record{}, fmt.Errorf("nfslock: %s: %w", path, err)
 	}
-	return h.Record, nil
+	return rec, nil
 }
 
 // readLockFile reads and judges P.nfs_lock.

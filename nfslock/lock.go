@@ -34,6 +34,12 @@ type Lock struct {
 // *HeldError naming the holder. Other errors are failures of the
 // filesystem, naming the path.
 func TryLock(path string, opts ...Option) (*Lock, error) {
+	if l := heldLocks.get(lockKey(path)); l != nil {
+		// Held by this process: never judged from the disk, where its
+		// record may name a process that has exited while the lock is
+		// still in use (a FUSE opener whose forked child keeps the file).
+		return nil, l.heldError()
+	}
 	o := buildOptions(opts)
 	rec, err := o.record()
 	if err != nil {
@@ -127,11 +133,9 @@ func (l *Lock) Unlock() error {
 	}
 	err = os.Remove(lockFile(l.path))
 	fl.Close()
-	if errors.Is(err, os.ErrNotExist) {
-		l.forget() // removed by a process outside the flock (Core)
-		return fmt.Errorf("nfslock: %s: our lock was removed by someone else: %w", l.path, ErrNotLocked)
-	}
-	if err != nil {
+	// ENOENT, with the lock just checked to be ours: most likely a
+	// retransmitted REMOVE whose first reply was lost. The lock is gone.
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("nfslock: %s: releasing: %w", l.path, err)
 	}
 	l.forget()
@@ -163,6 +167,13 @@ func (l *Lock) forget() {
 	l.released = true
 	heldLocks.remove(l)
 	waiters.wakeHead(l.key)
+}
+
+// heldError describes the lock as held by this Lock.
+func (l *Lock) heldError() *HeldError {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return &HeldError{Path: l.path, Holder: l.rec, Since: l.acquired, Raw: l.data}
 }
 
 // Path returns the lock's path as it was given.

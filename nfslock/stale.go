@@ -8,26 +8,26 @@ import (
 	"syscall"
 )
 
-// A flockedLock is P.nfs_lock opened and flocked, after checking that the
-// name still refers to the opened file, with the bytes it holds.
+// A flockedLock is P.nfs_lock opened, with the bytes it holds, while this
+// process holds the host's lock for it (see lockHost), after checking that
+// the name still refers to the opened file.
 //
 // Every removal or replacement of P.nfs_lock by this package (release,
 // record change, stale cleanup, break) happens while holding one. A cleaner
-// checks under the flock that the name still refers to the file it judged
+// checks, holding it, that the name still refers to the file it judged
 // stale, and removes it before letting go; so it cannot remove a lock taken
-// since, whoever removed the old one. Without the flock, a slow cleaner could
-// remove a lock that a fast one (or the holder's own release) had already
-// removed and another process re-taken: the safety bug Core's documentation
-// lists. The flock serializes the processes of one host; cleaners only ever
-// judge holders of their own host.
+// since, whoever removed the old one. Without it, a slow cleaner could remove
+// a lock that a fast one (or the holder's own release) had already removed
+// and another process re-taken: the safety bug Core's documentation lists.
 type flockedLock struct {
-	f *os.File
+	f, hostLock *os.File
 	Holder
 	id fileID
 }
 
-// openFlocked opens and flocks P.nfs_lock. A missing lock, or one whose name
-// keeps changing under it, gives an error matching ErrNotLocked.
+// openFlocked opens P.nfs_lock and takes the host's lock for it. A missing
+// lock, or one whose name keeps changing under it, gives an error matching
+// ErrNotLocked.
 func openFlocked(p string) (*flockedLock, error) {
 	const tries = 3 // the name may change hands between the open and the check
 	for try := 1; ; try++ {
@@ -35,29 +35,34 @@ func openFlocked(p string) (*flockedLock, error) {
 		if err != nil {
 			return nil, err
 		}
-		if err := flock(f); err != nil {
+		fl := &flockedLock{f: f, Holder: Holder{Since: fi.ModTime()}, id: fileIDOf(fi)}
+		if fl.hostLock, err = lockHost(fl.id, f); err != nil {
 			f.Close()
-			return nil, fmt.Errorf("nfslock: %s: flock %s: %w", p, lockFile(p), err)
+			return nil, fmt.Errorf("nfslock: %s: locking %s against other processes of this host: %w", p, lockFile(p), err)
 		}
 		current, err := os.Lstat(lockFile(p))
 		if err != nil || !os.SameFile(fi, current) {
-			f.Close()
+			fl.Close()
 			if try == tries || errors.Is(err, os.ErrNotExist) {
 				return nil, fmt.Errorf("nfslock: %s: %w", p, ErrNotLocked)
 			}
 			continue
 		}
-		raw, err := readRecordBytes(f, fi.Size())
-		if err != nil {
-			f.Close()
+		if fl.Raw, err = readRecordBytes(f, fi.Size()); err != nil {
+			fl.Close()
 			return nil, fmt.Errorf("nfslock: %s: %w", p, err)
 		}
-		return &flockedLock{f: f, Holder: Holder{Raw: raw, Since: fi.ModTime()}, id: fileIDOf(fi)}, nil
+		return fl, nil
 	}
 }
 
-// Close drops the flock.
-func (fl *flockedLock) Close() { fl.f.Close() }
+// Close lets go of the lock file and the host's lock for it.
+func (fl *flockedLock) Close() {
+	fl.f.Close()
+	if fl.hostLock != nil {
+		fl.hostLock.Close()
+	}
+}
 
 // removeIfUnchanged removes the lock at p if P.nfs_lock still holds exactly
 // the bytes raw, which the caller judged removable. It reports whether it
@@ -70,7 +75,7 @@ func removeIfUnchanged(p string, raw []byte) (bool, error) {
 		return false, nil
 	}
 	if err != nil {
-		return false, fmt.Errorf("removing a stale lock: %w", err)
+		return false, err
 	}
 	defer fl.Close()
 	if !bytes.Equal(fl.Raw, raw) {
@@ -113,13 +118,4 @@ func isRecordFile(p string) bool {
 	}
 	_, err = ParseRecord(data)
 	return len(data) == 0 || err == nil
-}
-
-func flock(f *os.File) error {
-	for {
-		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX)
-		if err != syscall.EINTR {
-			return err
-		}
-	}
 }
