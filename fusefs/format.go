@@ -39,7 +39,12 @@ func ParseFormat(name string) (Format, error) {
 	return 0, fmt.Errorf("unknown record format %q (want text, sexp or json)", name)
 }
 
-func (f Format) String() string { return formatNames[f] }
+func (f Format) String() string {
+	if uint(f) < uint(len(formatNames)) {
+		return formatNames[f]
+	}
+	return fmt.Sprintf("Format(%d)", int(f))
+}
 
 // render returns what a reader of a lock file held by h sees.
 func (f Format) render(h nfslock.Holder) []byte {

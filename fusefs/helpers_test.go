@@ -192,9 +192,10 @@ var buildOpener = sync.OnceValues(func() (string, error) {
 // is about to open.
 func startOpener(t testing.TB, path string, options ...string) *opener {
 	t.Helper()
+	testenv.NeedTool(t, "gcc")
 	bin, err := buildOpener()
 	if err != nil {
-		t.Skipf("cannot build the C test program: %v", err)
+		t.Fatalf("cannot build the C test program: %v", err)
 	}
 	cmd := exec.Command(bin, append([]string{path}, options...)...)
 	stdin, err := cmd.StdinPipe()

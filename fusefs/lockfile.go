@@ -140,8 +140,11 @@ func (fsys *filesystem) removeLock(p string) syscall.Errno {
 		return syscall.EBUSY
 	}
 	lock, err := nfslock.TryLock(p)
+	if errors.Is(err, nfslock.ErrLocked) {
+		return syscall.EBUSY // taken meanwhile, or still held by an open file of ours
+	}
 	if err != nil {
-		return syscall.EBUSY // taken meanwhile
+		return errnoOf(err)
 	}
 	if err := lock.Unlock(); err != nil {
 		return errnoOf(err)

@@ -37,13 +37,14 @@ func (fsys *filesystem) openLock(ctx context.Context, path string, flags uint32)
 		return nil, syscall.ESHUTDOWN
 	}
 	c, err := callerOf(ctx)
-	log := fsys.log.WithFields(logrus.Fields{"path": path, "pid": c.pid, "command": c.command})
 	if err != nil {
 		// /proc would not say (the caller died, or /proc hides it): name
 		// the thread, which is the process for a single-threaded caller.
-		log.WithError(err).Warn("cannot identify the process opening a lock; naming its thread")
+		fsys.log.WithError(err).WithFields(logrus.Fields{"path": path, "tid": c.tid}).
+			Warn("cannot identify the process opening a lock; naming its thread")
 		c.pid = c.tid
 	}
+	log := fsys.log.WithFields(logrus.Fields{"path": path, "pid": c.pid, "command": c.command})
 	if c.pid == 0 {
 		log.Warn("the process opening a lock is outside the daemon's pid namespace; the lock names the daemon")
 	}

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nfslockfs/nfslockfs/internal/testenv"
 	"golang.org/x/sys/unix"
 )
 
@@ -607,11 +608,8 @@ free again -n: 0
 // TestCLISameExitCodesAsFlock runs one script with flock(1) and with
 // nfslock: a script switches by changing one word.
 func TestCLISameExitCodesAsFlock(t *testing.T) {
-	flock, err := exec.LookPath("flock")
-	if err != nil {
-		t.Skip("flock(1) from util-linux is not installed")
-	}
-	for _, tool := range []string{flock, bin("nfslock")} {
+	testenv.NeedTool(t, "flock")
+	for _, tool := range []string{"flock", bin("nfslock")} {
 		ctx, cancel := context.WithTimeout(t.Context(), cliTimeout)
 		defer cancel()
 		script := exec.CommandContext(ctx, "sh", "-c", flockScript, "sh", tool, filepath.Join(t.TempDir(), "lock"))

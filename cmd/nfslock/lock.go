@@ -23,9 +23,9 @@ lock is the file PATH.nfs_lock, taken with link(2), so it excludes holders on
 every host that shares PATH's directory over NFS; it is compatible with Jane
 Street Core's Lock_file.Nfs. While COMMAND runs, the lock names COMMAND's
 process: it is held until COMMAND ends, even if nfslock itself is killed.
-Taking the lock replaces the file PATH with the lock's record and releasing
-it removes PATH, so PATH must be a name of its own: nfslock refuses a PATH
-that holds data or is a directory.
+PATH itself may be anything, as with flock: a data file, a directory or the
+script is locked and left untouched (only a PATH that does not exist gets a
+copy of the record while the lock is held).
 
 Options (before PATH; all words after PATH belong to COMMAND):
   -n, --nonblock              fail at once if the lock is held
@@ -51,7 +51,7 @@ Exit status:
   1 (or -E N)   the lock is held (-n) or the timeout passed (-w)
   2             usage error
   66            the lock could not be taken (permission, missing directory,
-                PATH holds data, I/O error)
+                name too long, I/O error)
   126, 127      COMMAND cannot be run, or is not found
   128+N         signal N arrived while waiting for the lock
 

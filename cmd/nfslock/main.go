@@ -16,7 +16,7 @@ import (
 const (
 	exitUsage = 2 // a command line nfslock cannot make sense of
 	// exitLockFailed: the lock could not be taken for a reason other than
-	// a conflict (permission, missing directory, PATH holds data, I/O
+	// a conflict (permission, missing directory, name too long, I/O
 	// error): flock(1)'s EX_NOINPUT for a lock file it cannot open.
 	exitLockFailed = 66
 	exitCannotRun  = 126 // COMMAND exists but cannot be executed, as in sh

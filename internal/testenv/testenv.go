@@ -5,6 +5,7 @@ package testenv
 
 import (
 	"os"
+	"os/exec"
 	"testing"
 )
 
@@ -48,4 +49,14 @@ func missing(t testing.TB, reason string) {
 		t.Fatalf("%s, and %s=1 requires it", reason, RequireFUSEVar)
 	}
 	t.Skip(reason)
+}
+
+// NeedTool skips t unless the command name is on PATH; when
+// NFSLOCKFS_REQUIRE_FUSE=1 (CI, which installs every tool the tests use)
+// it fails t instead.
+func NeedTool(t testing.TB, name string) {
+	t.Helper()
+	if _, err := exec.LookPath(name); err != nil {
+		missing(t, "needs "+name+": "+err.Error())
+	}
 }
