@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nfslockfs/nfslockfs/internal/testutil"
 	"github.com/nfslockfs/nfslockfs/nfslock"
 )
 
@@ -138,10 +139,10 @@ func TestListing(t *testing.T) {
 	os.Mkdir(m.lockPath("dir"), 0o755)
 	os.WriteFile(m.lockPath("dir/inner"), nil, 0o644)
 
-	if got, want := names(t, m.dir), []string{"both", "dir", "held", "plain"}; !slices.Equal(got, want) {
+	if got, want := testutil.Names(t, m.dir), []string{"both", "dir", "held", "plain"}; !slices.Equal(got, want) {
 		t.Errorf("ls: %v, want %v", got, want)
 	}
-	if got, want := names(t, m.path("dir")), []string{"inner"}; !slices.Equal(got, want) {
+	if got, want := testutil.Names(t, m.path("dir")), []string{"inner"}; !slices.Equal(got, want) {
 		t.Errorf("ls dir: %v, want %v", got, want)
 	}
 	for _, hidden := range []string{"held.nfs_lock", ".nfs000000000abc0001"} {
@@ -174,19 +175,6 @@ func TestListing(t *testing.T) {
 	if err := os.Mkdir(m.path("bad.nfs_lock"), 0o755); !errors.Is(err, syscall.EINVAL) {
 		t.Errorf("mkdir of a helper file's name: %v, want EINVAL", err)
 	}
-}
-
-func names(t *testing.T, dir string) []string {
-	t.Helper()
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var names []string
-	for _, e := range entries {
-		names = append(names, e.Name())
-	}
-	return names
 }
 
 func TestRemove(t *testing.T) {
@@ -233,7 +221,7 @@ func TestNames(t *testing.T) {
 		if !m.isHeld(name) {
 			t.Errorf("open %q did not take its lock", name)
 		}
-		if got := names(t, m.dir); !slices.Contains(got, name) {
+		if got := testutil.Names(t, m.dir); !slices.Contains(got, name) {
 			t.Errorf("ls does not show %q: %q", name, got)
 		}
 		f.Close()

@@ -2,7 +2,6 @@ package fusefs
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -17,9 +16,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nfslockfs/nfslockfs/internal/testenv"
 	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
+
+	"github.com/nfslockfs/nfslockfs/internal/testenv"
+	"github.com/nfslockfs/nfslockfs/internal/testutil"
 )
 
 // testMount is a filesystem mounted for one test over a fresh backing
@@ -27,7 +28,7 @@ import (
 type testMount struct {
 	backing, dir string
 	srv          *Server
-	log          *syncBuffer
+	log          *testutil.SyncBuffer
 }
 
 // mount mounts a filesystem over a fresh backing directory for t and
@@ -41,7 +42,7 @@ func mount(t testing.TB, format Format) *testMount {
 func mountBacking(t testing.TB, backing string, format Format) *testMount {
 	t.Helper()
 	testenv.NeedFUSE(t)
-	m := &testMount{backing: backing, dir: t.TempDir(), log: new(syncBuffer)}
+	m := &testMount{backing: backing, dir: t.TempDir(), log: new(testutil.SyncBuffer)}
 	log := logrus.New()
 	log.SetOutput(m.log)
 	log.SetLevel(logrus.DebugLevel)
@@ -133,24 +134,6 @@ func (m *testMount) mustHold(t testing.TB, name string) *os.File {
 	}
 	t.Cleanup(func() { f.Close() })
 	return f
-}
-
-// syncBuffer is a bytes.Buffer safe for concurrent use.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // opener runs testdata/opener.c, a C program that opens a lock for

@@ -10,8 +10,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nfslockfs/nfslockfs/internal/testenv"
 	"github.com/sirupsen/logrus"
+
+	"github.com/nfslockfs/nfslockfs/internal/testenv"
+	"github.com/nfslockfs/nfslockfs/internal/testutil"
 )
 
 // With AllowOther, other users use the mount, and the kernel checks their
@@ -34,7 +36,7 @@ func TestAllowOtherChecksBackingPermissions(t *testing.T) {
 	}
 	os.Chmod(filepath.Join(backing, "open"), 0o777)
 	log := logrus.New()
-	log.SetOutput(new(syncBuffer))
+	log.SetOutput(new(testutil.SyncBuffer))
 	srv, err := Mount(backing, mnt, Options{AllowOther: true, Log: log})
 	if err != nil {
 		t.Fatal(err)

@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/nfslockfs/nfslockfs/internal/testutil"
 )
 
 // cliTimeout bounds every run of nfslock in the CLI tests.
@@ -253,15 +255,7 @@ func assertHeldBy(t *testing.T, dir, path string, pid int) {
 // assertNothingLeft checks that dir is empty: no lock, no attempt files.
 func assertNothingLeft(t *testing.T, dir string) {
 	t.Helper()
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var names []string
-	for _, e := range entries {
-		names = append(names, e.Name())
-	}
-	if len(names) > 0 {
+	if names := testutil.Names(t, dir); len(names) > 0 {
 		t.Errorf("files left in the lock directory: %q", names)
 	}
 }

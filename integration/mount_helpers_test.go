@@ -2,23 +2,22 @@ package integration
 
 import (
 	"bufio"
-	"bytes"
 	"os"
 	"os/exec"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/nfslockfs/nfslockfs/internal/testenv"
+	"github.com/nfslockfs/nfslockfs/internal/testutil"
 )
 
 // A daemon is a running nfslockfs over a fresh backing directory.
 type daemon struct {
 	cmd          *exec.Cmd
 	backing, mnt string
-	stderr       *syncBuffer
+	stderr       *testutil.SyncBuffer
 	exited       chan struct{} // closed when the daemon has exited
 	err          error         // its exit status, once exited is closed
 }
@@ -28,7 +27,7 @@ type daemon struct {
 func startDaemon(t *testing.T, options ...string) *daemon {
 	t.Helper()
 	testenv.NeedFUSE(t)
-	d := &daemon{backing: t.TempDir(), mnt: t.TempDir(), stderr: new(syncBuffer), exited: make(chan struct{})}
+	d := &daemon{backing: t.TempDir(), mnt: t.TempDir(), stderr: new(testutil.SyncBuffer), exited: make(chan struct{})}
 	d.cmd = exec.Command(bin("nfslockfs"), append(options, d.backing, d.mnt)...)
 	d.cmd.Stderr = d.stderr
 	d.cmd.Env = cliEnv()
@@ -97,7 +96,7 @@ func (d *daemon) shell(t *testing.T, script string) (string, error) {
 	cmd := exec.Command("bash", "-c", script)
 	cmd.Env = append(cliEnv(), "MNT="+d.mnt, "BACKING="+d.backing, "NFSLOCK="+bin("nfslock"))
 	cmd.WaitDelay = time.Second
-	var out syncBuffer
+	var out testutil.SyncBuffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -187,22 +186,4 @@ func mounted(dir string) bool {
 		}
 	}
 	return false
-}
-
-// syncBuffer is a bytes.Buffer safe for concurrent use.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

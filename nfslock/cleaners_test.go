@@ -12,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/nfslockfs/nfslockfs/internal/testutil"
 )
 
 // staleRecord returns the record of a process of this host that has exited.
@@ -93,12 +95,12 @@ func racingCleanersRound(ctx context.Context, t *testing.T, procs int) {
 	if copyData, err := os.ReadFile(p); err != nil || string(copyData) != string(lockData) {
 		t.Errorf("P holds %q, %v; want the record %q", copyData, err, lockData)
 	}
-	if got := dirEntries(t, dir); !slices.Equal(got, []string{"lock", "lock.nfs_lock"}) {
+	if got := testutil.Names(t, dir); !slices.Equal(got, []string{"lock", "lock.nfs_lock"}) {
 		t.Errorf("while held the directory holds %q, want P and P.nfs_lock only", got)
 	}
 
 	waitAll(t, children...) // the winner releases the lock as it exits
-	if got := dirEntries(t, dir); len(got) != 0 {
+	if got := testutil.Names(t, dir); len(got) != 0 {
 		t.Errorf("after the winner released the lock the directory holds %q", got)
 	}
 }

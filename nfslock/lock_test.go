@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/nfslockfs/nfslockfs/internal/testutil"
 )
 
 // lockIn returns a lock path in a fresh directory.
@@ -46,20 +48,6 @@ func mustHostname(t *testing.T) string {
 	return h
 }
 
-// dirEntries lists the names in dir, to show what a lock left behind.
-func dirEntries(t *testing.T, dir string) []string {
-	t.Helper()
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var names []string
-	for _, e := range entries {
-		names = append(names, e.Name())
-	}
-	return names
-}
-
 func TestTryLockUnlock(t *testing.T) {
 	p := lockIn(t)
 	l, err := TryLock(p, WithMessage("first"))
@@ -77,7 +65,7 @@ func TestTryLockUnlock(t *testing.T) {
 	if data, err := os.ReadFile(p); err != nil || !bytes.Equal(data, rec.Encode()) {
 		t.Errorf("P holds %q, %v; want the record", data, err)
 	}
-	if got := dirEntries(t, filepath.Dir(p)); len(got) != 2 {
+	if got := testutil.Names(t, filepath.Dir(p)); len(got) != 2 {
 		t.Errorf("while held the directory holds %q, want P and P.nfs_lock only", got)
 	}
 
@@ -93,7 +81,7 @@ func TestTryLockUnlock(t *testing.T) {
 	if err := l.Unlock(); err != nil {
 		t.Fatal(err)
 	}
-	if got := dirEntries(t, filepath.Dir(p)); len(got) != 0 {
+	if got := testutil.Names(t, filepath.Dir(p)); len(got) != 0 {
 		t.Errorf("after Unlock the directory holds %q, want nothing", got)
 	}
 	if err := l.Unlock(); !errors.Is(err, ErrNotLocked) {

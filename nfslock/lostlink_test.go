@@ -7,6 +7,8 @@ import (
 	"slices"
 	"syscall"
 	"testing"
+
+	"github.com/nfslockfs/nfslockfs/internal/testutil"
 )
 
 // These tests replace linkFile to play an NFS server whose LINK replies go
@@ -56,7 +58,7 @@ func TestLostLinkReply(t *testing.T) {
 			if links != 1 {
 				t.Errorf("link called %d times, want 1", links)
 			}
-			if got := dirEntries(t, dir); !slices.Equal(got, heldFiles) {
+			if got := testutil.Names(t, dir); !slices.Equal(got, heldFiles) {
 				t.Errorf("while held the directory holds %q, want %q", got, heldFiles)
 			}
 			if rec, err := ReadRecord(p); err != nil || rec.Pid != os.Getpid() || rec.Message != "lost reply" {
@@ -69,7 +71,7 @@ func TestLostLinkReply(t *testing.T) {
 			if err := l.Unlock(); err != nil {
 				t.Fatalf("Unlock: %v", err)
 			}
-			if got := dirEntries(t, dir); len(got) != 0 {
+			if got := testutil.Names(t, dir); len(got) != 0 {
 				t.Errorf("after Unlock the directory holds %q, want nothing", got)
 			}
 			l, err = TryLock(p)
@@ -101,7 +103,7 @@ func TestLinkFailsWithoutLinking(t *testing.T) {
 		if data, err := os.ReadFile(lockFile(p)); err != nil || string(data) != string(other.Encode()) {
 			t.Errorf("the holder's record became %q, %v", data, err)
 		}
-		if got := dirEntries(t, filepath.Dir(p)); !slices.Equal(got, []string{"lock.nfs_lock"}) {
+		if got := testutil.Names(t, filepath.Dir(p)); !slices.Equal(got, []string{"lock.nfs_lock"}) {
 			t.Errorf("the directory holds %q, want the holder's lock file only", got)
 		}
 	})
@@ -114,7 +116,7 @@ func TestLinkFailsWithoutLinking(t *testing.T) {
 		if !errors.Is(err, syscall.EIO) || errors.Is(err, ErrLocked) {
 			t.Fatalf("TryLock: %v, want EIO", err)
 		}
-		if got := dirEntries(t, filepath.Dir(p)); len(got) != 0 {
+		if got := testutil.Names(t, filepath.Dir(p)); len(got) != 0 {
 			t.Errorf("the directory holds %q, want nothing", got)
 		}
 	})
@@ -143,7 +145,7 @@ func TestLockVanishesAfterFailedLink(t *testing.T) {
 	if len(linkErrs) != 2 || !errors.Is(linkErrs[0], syscall.EEXIST) || linkErrs[1] != nil {
 		t.Errorf("links gave %v, want EEXIST and then success", linkErrs)
 	}
-	if got := dirEntries(t, filepath.Dir(p)); !slices.Equal(got, heldFiles) {
+	if got := testutil.Names(t, filepath.Dir(p)); !slices.Equal(got, heldFiles) {
 		t.Errorf("while held the directory holds %q, want %q", got, heldFiles)
 	}
 	if err := l.Unlock(); err != nil {
@@ -174,7 +176,7 @@ func TestLockKeepsChangingHands(t *testing.T) {
 	if links < 2 {
 		t.Errorf("link called %d times, want a retry", links)
 	}
-	if got := dirEntries(t, filepath.Dir(p)); len(got) != 0 {
+	if got := testutil.Names(t, filepath.Dir(p)); len(got) != 0 {
 		t.Errorf("the directory holds %q, want nothing", got)
 	}
 }

@@ -14,6 +14,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/nfslockfs/nfslockfs/internal/testutil"
 )
 
 // Tests that need several OS processes re-run this test binary: each child
@@ -196,7 +198,7 @@ func TestMultiProcessExclusion(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("the lock passed between processes %d times", handoffs)
-	if got := dirEntries(t, dir); len(got) != 1 {
+	if got := testutil.Names(t, dir); len(got) != 1 {
 		t.Errorf("afterwards the directory holds %q, want the log only", got)
 	}
 }
