@@ -3,6 +3,7 @@ package fusefs
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/hanwen/go-fuse/v2/fuse"
+
 	"github.com/nfslockfs/nfslockfs/nfslock"
 )
 
@@ -36,8 +38,9 @@ func TestWaitersServedInArrivalOrder(t *testing.T) {
 			time.Sleep(5 * time.Millisecond) // hold it a moment
 			f.Close()
 		})
-		m.waitForWaiters(t, int64(i+1))
-		time.Sleep(10 * time.Millisecond) // it has queued in the library
+		waitFor(t, "the open has queued in the library", func() bool {
+			return nfslock.Waiting(filepath.Join(m.backing, "queue")) == i+1
+		})
 	}
 	holder.Close()
 	wg.Wait()

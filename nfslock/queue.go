@@ -65,3 +65,12 @@ func (q *waitQueues) wakeHead(key string) {
 		queue[0].signal()
 	}
 }
+
+// Waiting reports how many Acquire calls of this process are waiting for
+// the lock on path: for a daemon's status, and for tests that must know a
+// waiter has taken its place in the queue.
+func Waiting(path string) int {
+	waiters.mu.Lock()
+	defer waiters.mu.Unlock()
+	return len(waiters.m[lockKey(path)])
+}
