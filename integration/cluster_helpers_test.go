@@ -3,12 +3,12 @@ package integration
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -17,6 +17,7 @@ import (
 	"github.com/nfslockfs/nfslockfs/internal/faultfs"
 	"github.com/nfslockfs/nfslockfs/internal/hostsim"
 	"github.com/nfslockfs/nfslockfs/internal/testenv"
+	"github.com/nfslockfs/nfslockfs/internal/testutil"
 )
 
 // A cluster is the setting of the SPEC §5 tests: simulated hosts (package
@@ -397,6 +398,14 @@ if [ -n "$DAEMON" ]; then timeout "$WAIT" bash -c 'exec 9>"$MNT/$NAME"'; fi`
 			c.t.Errorf("%s: taking the lock %s after the run: exit %d:\n%s", p.name, name, code, p.out)
 		}
 	}
+	// The kernel sends a mount's RELEASE after the last opener has exited:
+	// give the daemons a moment to release before anyone looks.
+	lock := filepath.Join(c.export, name+".nfs_lock")
+	for released := time.Now().Add(5 * time.Second); time.Now().Before(released); time.Sleep(10 * time.Millisecond) {
+		if _, err := os.Lstat(lock); errors.Is(err, os.ErrNotExist) {
+			return
+		}
+	}
 }
 
 // logOnFailure logs, if t failed, the checker's log around its first
@@ -426,16 +435,7 @@ func (c *cluster) logOnFailure() {
 // leftovers lists the export's files, sorted.
 func (c *cluster) leftovers() []string {
 	c.t.Helper()
-	entries, err := os.ReadDir(c.export)
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	var names []string
-	for _, e := range entries {
-		names = append(names, e.Name())
-	}
-	slices.Sort(names)
-	return names
+	return testutil.Names(c.t, c.export) // os.ReadDir sorts them
 }
 
 // tailBuffer keeps the last lines written to it, and whether any line
