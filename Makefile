@@ -3,7 +3,7 @@ GO        ?= go
 BIN       := bin
 FUZZTIME  ?= 10s
 BENCHTIME ?= 1s
-BENCHCOUNT ?= 5
+BENCHCOUNT ?= 6
 DURATION  ?= 10m
 SOAKTIMEOUT ?= 24h
 
@@ -29,9 +29,9 @@ fuzz:
 demo: build
 	scripts/demo.sh $(BIN)
 
-## bench: the Go benchmarks, BENCHCOUNT runs each
-bench:
-	$(GO) test -run='^$$' -bench=. -benchtime=$(BENCHTIME) -count=$(BENCHCOUNT) ./nfslock/ ./fusefs/
+## bench: the side-by-side benchmarks (peers installed from Debian; needs root); rewrites docs/benchmarks.md and .png
+bench: build
+	GO=$(GO) BIN=$(BIN) BENCHTIME=$(BENCHTIME) BENCHCOUNT=$(BENCHCOUNT) bash bench/run.sh
 
 ## soak: cluster mutual exclusion and crash chaos for DURATION (half each); prints cycles, kills and violations
 soak:

@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# make bench: nfslockfs side by side with the lock tools a cluster user would
+# otherwise pick (issue 6). Installs the peers from Debian if missing, runs
+# the Go benchmarks of the library and the mount (summarized by benchstat)
+# and bench/cmd/lockbench, and rewrites the generated part of $DOC
+# (docs/benchmarks.md) and $PNG (docs/benchmarks.png). Needs root (FUSE
+# mounts, UTS namespaces) and the binaries in $BIN (make build). Arguments
+# go to `lockbench run` (-quick, -only REGEXP, -skip PART,...).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+GO=${GO:-go}
+BIN=${BIN:-bin}
+BENCHTIME=${BENCHTIME:-1s}
+BENCHCOUNT=${BENCHCOUNT:-6}
+DOC=${DOC:-docs/benchmarks.md}
+PNG=${PNG:-docs/benchmarks.png}
+
+peers=(util-linux liblockfile-bin lockfile-progs procmail python3-flufl.lock libfile-nfslock-perl gnuplot-nox strace)
+missing=()
+for p in "${peers[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "bench: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  for p in "${missing[@]}"; do
+    if ! apt-cache policy "$p" | grep -q 'Candidate: [0-9]'; then
+      echo "bench: Debian has no package $p" >&2
+      exit 1
+    fi
+  done
+  apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+# Lock directories (and the Go benchmarks' temp dirs) on tmpfs where there is
+# one: on an ext4 without a journal, as on our CI machines, a tight
+# create/unlink loop slows down tenfold within seconds (docs/benchmarks.md,
+# Library section), and the order of the tools would decide their numbers.
+if [ "$(stat -f -c %T /dev/shm 2>/dev/null)" = tmpfs ]; then
+  export TMPDIR=/dev/shm
+fi
+
+$GO build -o "$work/lockbench" ./bench/cmd/lockbench
+
+echo "bench: go test -bench (count $BENCHCOUNT, benchtime $BENCHTIME)"
+if ! $GO test -run '^$' -bench . -benchtime "$BENCHTIME" -count "$BENCHCOUNT" ./nfslock/ ./fusefs/ | tee "$work/gobench.txt"; then
+  echo "bench: some Go benchmarks failed; going on with the rest" >&2
+fi
+benchstat=()
+if GOBIN="$work" $GO install golang.org/x/perf/cmd/benchstat@latest &&
+  "$work/benchstat" "$(date -u +%F)=$work/gobench.txt" >"$work/benchstat.txt"; then
+  benchstat=(-benchstat "$work/benchstat.txt")
+else
+  echo "bench: benchstat unavailable; the doc will lack its summary" >&2
+fi
+
+"$work/lockbench" run -bin "$BIN" -peers bench/peers -doc "$DOC" \
+  -chart "$work/chart.dat" -gobench "$work/gobench.txt" "${benchstat[@]}" "$@" >"$work/report.md"
+gnuplot -e "datafile='$work/chart.dat'; outfile='$PNG'; stamp='$(date -u '+%Y-%m-%d %H:%M UTC')'" bench/chart.gp
+echo "bench: $DOC and $PNG rewritten"
