@@ -99,6 +99,9 @@ func Mount(backingDir, mountpoint string, opts Options) (*Server, error) {
 	s := &Server{fsys: fsys, fuse: srv, mountpoint: mnt, direct: direct, done: make(chan struct{})}
 	go s.serve()
 	if err := srv.WaitMount(); err != nil {
+		// The kernel never answered INIT: end the serving goroutine.
+		srv.Unmount()
+		<-s.done
 		return nil, fmt.Errorf("mounting %s: %w", mnt, err)
 	}
 	opts.Log.WithFields(logrus.Fields{"backing": backing, "mountpoint": mnt, "format": opts.Format}).Info("mounted")
