@@ -99,9 +99,13 @@ func Mount(backingDir, mountpoint string, opts Options) (*Server, error) {
 	s := &Server{fsys: fsys, fuse: srv, mountpoint: mnt, direct: direct, done: make(chan struct{})}
 	go s.serve()
 	if err := srv.WaitMount(); err != nil {
-		// The kernel never answered INIT: end the serving goroutine.
+		// The mount did not come up: end the serving goroutine, which
+		// returns once the connection is gone.
 		srv.Unmount()
-		<-s.done
+		select {
+		case <-s.done:
+		case <-time.After(5 * time.Second):
+		}
 		return nil, fmt.Errorf("mounting %s: %w", mnt, err)
 	}
 	opts.Log.WithFields(logrus.Fields{"backing": backing, "mountpoint": mnt, "format": opts.Format}).Info("mounted")
