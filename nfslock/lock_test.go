@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -346,5 +347,46 @@ func TestZombieHolderIsDead(t *testing.T) {
 	}
 	if alive(rec) {
 		t.Fatal("a zombie holder counts as alive")
+	}
+}
+
+// Waiters of one process for one lock are served in the order they came,
+// each woken by the release before it.
+func TestAcquireServesWaitersInOrder(t *testing.T) {
+	p := lockIn(t)
+	holder, err := TryLock(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 5
+	order := make(chan int, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			l, err := Acquire(ctx, p)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			order <- i
+			l.Unlock()
+		})
+		for deadline := time.Now().Add(10 * time.Second); Waiting(p) != i+1; time.Sleep(time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("waiter %d never queued", i)
+			}
+		}
+	}
+	holder.Unlock()
+	wg.Wait()
+	close(order)
+	next := 0
+	for i := range order {
+		if i != next {
+			t.Fatalf("waiter %d got the lock in turn %d", i, next)
+		}
+		next++
 	}
 }
