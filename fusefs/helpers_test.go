@@ -100,6 +100,47 @@ func waitFor(t testing.TB, what string, cond func() bool) {
 	}
 }
 
+// A pendingOpen is an open for writing, made in a goroutine, that is
+// blocked waiting for its lock.
+type pendingOpen chan error
+
+// blockedOpen starts opening name for writing and returns once the open is
+// blocked in the daemon (the only one there).
+func (m *testMount) blockedOpen(t testing.TB, name string) pendingOpen {
+	t.Helper()
+	got := make(pendingOpen, 1)
+	go func() {
+		f, err := m.openWrite(name, 0)
+		if err == nil {
+			f.Close()
+		}
+		got <- err
+	}()
+	m.waitForWaiters(t, 1)
+	return got
+}
+
+// mustWaitFor checks that the open is still blocked after d, then calls
+// release, which ends what blocks it (as described by what), and checks
+// that the open succeeds soon after.
+func (p pendingOpen) mustWaitFor(t testing.TB, d time.Duration, what string, release func()) {
+	t.Helper()
+	select {
+	case err := <-p:
+		t.Fatalf("open returned (%v) before %s", err, what)
+	case <-time.After(d):
+	}
+	release()
+	select {
+	case err := <-p:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatalf("open still blocked 5s after %s", what)
+	}
+}
+
 // waitForWaiters waits until n opens are blocked in the daemon.
 func (m *testMount) waitForWaiters(t testing.TB, n int64) {
 	t.Helper()

@@ -107,29 +107,7 @@ func TestHeldLockRefusesNonBlockingOpens(t *testing.T) {
 func TestBlockedOpenGetsLockAtClose(t *testing.T) {
 	m := mount(t, FormatText)
 	holder := m.mustHold(t, "handoff")
-	got := make(chan error, 1)
-	go func() {
-		f, err := m.openWrite("handoff", 0)
-		if err == nil {
-			f.Close()
-		}
-		got <- err
-	}()
-	m.waitForWaiters(t, 1)
-	select {
-	case err := <-got:
-		t.Fatalf("open returned (%v) while the lock was held", err)
-	case <-time.After(50 * time.Millisecond):
-	}
-	holder.Close()
-	select {
-	case err := <-got:
-		if err != nil {
-			t.Fatal(err)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("open still blocked 5s after the holder closed")
-	}
+	m.blockedOpen(t, "handoff").mustWaitFor(t, 50*time.Millisecond, "the holder closed", func() { holder.Close() })
 }
 
 // Copies of a descriptor (dup, fork) share its lock: closing one of them

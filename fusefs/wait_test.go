@@ -113,29 +113,9 @@ func TestLockOfAnotherHostBlocksUntilRemoved(t *testing.T) {
 	if err := m.tryOpen("remote", syscall.O_NONBLOCK); err == nil || !strings.Contains(err.Error(), "resource temporarily unavailable") {
 		t.Errorf("non-blocking open: %v, want EAGAIN", err)
 	}
-	got := make(chan error, 1)
-	go func() {
-		f, err := m.openWrite("remote", 0)
-		if err == nil {
-			f.Close()
-		}
-		got <- err
-	}()
-	m.waitForWaiters(t, 1)
-	select {
-	case err := <-got:
-		t.Fatalf("open returned (%v) while the other host held the lock", err)
-	case <-time.After(300 * time.Millisecond):
-	}
-	os.Remove(m.lockPath("remote") + nfslock.LockSuffix) // the other host releases
-	select {
-	case err := <-got:
-		if err != nil {
-			t.Fatal(err)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("open still blocked 5s after the other host released")
-	}
+	m.blockedOpen(t, "remote").mustWaitFor(t, 300*time.Millisecond, "the other host released", func() {
+		os.Remove(m.lockPath("remote") + nfslock.LockSuffix)
+	})
 }
 
 // A record left by a dead process of this host is stale: the next open
