@@ -21,12 +21,12 @@ type signalError struct{ sig syscall.Signal }
 
 func (e *signalError) Error() string { return "interrupted by " + e.sig.String() }
 
-// acquire takes the lock c asks for: with -n (or -w 0) in one attempt,
-// otherwise waiting until it is free, the timeout passes, or a signal
-// arrives on sigs. After a signal it holds nothing and returns a
-// *signalError, even if the lock was taken as the signal arrived.
-func acquire(c lockConfig, sigs <-chan os.Signal, log logrus.FieldLogger) (*nfslock.Lock, error) {
-	opts := []nfslock.Option{nfslock.WithMessage(c.message), nfslock.WithLogger(log)}
+// acquire takes the lock c asks for, for the process owner: with -n (or
+// -w 0) in one attempt, otherwise waiting until it is free, the timeout
+// passes, or a signal arrives on sigs. After a signal it holds nothing and
+// returns a *signalError, even if the lock was taken as the signal arrived.
+func acquire(c lockConfig, owner int, sigs <-chan os.Signal, log logrus.FieldLogger) (*nfslock.Lock, error) {
+	opts := []nfslock.Option{nfslock.WithOwner(owner), nfslock.WithMessage(c.message), nfslock.WithLogger(log)}
 	if c.nonblock {
 		return nfslock.TryLock(c.path, opts...)
 	}

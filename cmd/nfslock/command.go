@@ -10,8 +10,6 @@ import (
 	"syscall"
 
 	"github.com/sirupsen/logrus"
-
-	"github.com/nfslockfs/nfslockfs/nfslock"
 )
 
 // forwarded are the signals nfslock passes on to COMMAND (and that stop a
@@ -54,39 +52,27 @@ func lookCommand(name string) (string, int, error) {
 	}
 }
 
-// runCommand runs COMMAND (argv, found at path) under the held lock, passing
-// on the signals that arrive on sigs, and returns its exit status (128+N if
-// it died of signal N). COMMAND starts only once the lock's record names
-// its process (see startGated).
-func runCommand(lock *nfslock.Lock, path string, argv []string, sigs <-chan os.Signal, log logrus.FieldLogger) int {
-	cmd, gate, err := startGated(path, argv)
-	if err != nil {
-		printError(err)
-		return exitCannotRun
-	}
-	if err := lock.SetOwner(cmd.Process.Pid); err != nil {
-		gate.Close() // the gate sees end of file: COMMAND never runs
-		cmd.Wait()
-		printError(fmt.Errorf("not running %s: %w", argv[0], err))
-		return exitLockFailed
-	}
+// run lets COMMAND run, now that the lock is held and its record names
+// COMMAND's process, passes on the signals that arrive on sigs, and returns
+// its exit status (128+N if it died of signal N).
+func (g *gatedCommand) run(sigs <-chan os.Signal, log logrus.FieldLogger) int {
 	// Should the gate have died meanwhile, the write fails and its end is
 	// reported below like COMMAND's.
-	gate.Write([]byte{1})
-	gate.Close()
+	g.gate.Write([]byte{1})
+	g.gate.Close()
 
 	exited := make(chan struct{})
 	go func() {
-		cmd.Wait() // its outcome is in cmd.ProcessState
+		g.Wait() // its outcome is in g.ProcessState
 		close(exited)
 	}()
 	for {
 		select {
 		case s := <-sigs:
-			log.WithFields(logrus.Fields{"pid": cmd.Process.Pid, "signal": s}).Info("passing signal on to command")
-			cmd.Process.Signal(s)
+			log.WithFields(logrus.Fields{"pid": g.Process.Pid, "signal": s}).Info("passing signal on to command")
+			g.Process.Signal(s)
 		case <-exited:
-			return exitStatus(cmd.ProcessState)
+			return exitStatus(g.ProcessState)
 		}
 	}
 }

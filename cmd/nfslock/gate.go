@@ -11,24 +11,30 @@ import (
 // killed (SIGKILL) in between, COMMAND would run under a lock that names a
 // dead process, which the next acquirer on this host removes as stale.
 //
-// So nfslock starts COMMAND behind a gate: it runs its own executable with
-// argv[0] gateArg0 and the read end of a pipe as file descriptor gateFD,
-// names that process in the record (Lock.SetOwner), and then writes one byte
-// to the pipe. The gate then execs COMMAND in its own place, keeping its pid
-// and start time, so the record names COMMAND. If nfslock dies or gives up
-// first, the gate reads end of file and exits without running COMMAND.
+// So nfslock starts COMMAND behind a gate, before it waits for the lock: it
+// runs its own executable with argv[0] gateArg0 and the read end of a pipe
+// as file descriptor gateFD, takes the lock for that process
+// (nfslock.WithOwner), and then writes one byte to the pipe. The gate then
+// execs COMMAND in its own place, keeping its pid and start time, so the
+// record names COMMAND. If nfslock dies or gives up first, the gate reads
+// end of file and exits without running COMMAND.
 
 const (
 	gateArg0 = "nfslock-gate"
 	gateFD   = 3 // the first of exec.Cmd.ExtraFiles
 )
 
-// startGated starts the gate for COMMAND (argv, found at path), and returns
-// the pipe's write end that opens it.
-func startGated(path string, argv []string) (*exec.Cmd, *os.File, error) {
+// A gatedCommand is COMMAND's process, held at its gate until run.
+type gatedCommand struct {
+	*exec.Cmd
+	gate *os.File // the pipe's write end: a byte opens the gate
+}
+
+// startGated starts the gate for COMMAND (argv, found at path).
+func startGated(path string, argv []string) (*gatedCommand, error) {
 	r, w, err := os.Pipe()
 	if err != nil {
-		return nil, nil, fmt.Errorf("starting %s: %w", argv[0], err)
+		return nil, fmt.Errorf("starting %s: %w", argv[0], err)
 	}
 	defer r.Close()
 	cmd := &exec.Cmd{
@@ -43,9 +49,16 @@ func startGated(path string, argv []string) (*exec.Cmd, *os.File, error) {
 	}
 	if err := cmd.Start(); err != nil {
 		w.Close()
-		return nil, nil, fmt.Errorf("starting %s: %w", argv[0], err)
+		return nil, fmt.Errorf("starting %s: %w", argv[0], err)
 	}
-	return cmd, w, nil
+	return &gatedCommand{Cmd: cmd, gate: w}, nil
+}
+
+// cancel closes the gate without opening it: the gate sees end of file and
+// exits, COMMAND never runs.
+func (g *gatedCommand) cancel() {
+	g.gate.Close()
+	g.Wait()
 }
 
 // runGate is the gate's side: args are COMMAND's path and its argv. It

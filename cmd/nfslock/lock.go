@@ -74,12 +74,21 @@ func lockMain(args []string) int {
 	log := newLogger(c.verbose)
 	sigs, stop := notifyForwarded()
 	defer stop()
-	start := time.Now()
-	lock, err := acquire(c, sigs, log)
+	// COMMAND's process starts (held at its gate) before the wait, so that
+	// the record names it from the first and its start-up does not delay
+	// the handoff.
+	gated, err := startGated(command, c.argv)
 	if err != nil {
+		printError(err)
+		return exitCannotRun
+	}
+	start := time.Now()
+	lock, err := acquire(c, gated.Process.Pid, sigs, log)
+	if err != nil {
+		gated.cancel()
 		return notAcquired(c, err, time.Since(start), log)
 	}
-	code = runCommand(lock, command, c.argv, sigs, log)
+	code = gated.run(sigs, log)
 	if err := lock.Unlock(); err != nil {
 		printError(err)
 	}

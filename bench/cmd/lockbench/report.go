@@ -188,7 +188,7 @@ func (r *results) writeUncontended(w writer) {
 		}
 		w("| %s | %s | %s–%s | %d | %s |\n", t.name, micros(median(tm.gross)), micros(slices.Min(tm.gross)), micros(slices.Max(tm.gross)), t.starts, net)
 	}
-	w("\nThe nfslock CLI starts two Go programs per lock: itself, and the gate from which COMMAND is exec'ed once the record names it (cmd/nfslock/gate.go). ")
+	w("\nThe nfslock CLI starts two Go programs per lock: itself, and the gate from which COMMAND is exec'ed once the lock is held for it (cmd/nfslock/gate.go; the gate starts before the wait, so its start-up is not part of a handoff). ")
 	w("Its net time thus includes about 2 × %s µs of Go runtime start-up (a Go program's start less `true`'s).\n\n", micros(median(r.goStart)-median(r.cStart)))
 }
 
