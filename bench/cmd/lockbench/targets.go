@@ -93,7 +93,7 @@ func (r *results) writeTargets(w writer) {
 		w("The library also does what SPEC §2 asks for and they do not: an `fstat` of the attempt file for the lost-link-reply check, a second name `P` for Core's readers (a link, and its unlink on release), ")
 		w("and on release a read of the record (open, fstat, lstat, read, close) to verify, under a host-local lock shared with stale-lock cleaners, that the lock is still ours. ")
 		w("Those are the price of Core compatibility and of a safe release; the Library section compares the library with Core v2 itself. ")
-		w("The CLI adds its own checks of PATH; the mount adds the daemon's lookups of the lock's state for the kernel.\n\n")
+		w("The CLI makes exactly the library's calls; the mount adds the daemon's lookups of the lock's state for the kernel.\n\n")
 	}
 }
 
