@@ -78,24 +78,21 @@ func (n *lockNode) Setattr(ctx context.Context, f fs.FileHandle, in *fuse.SetAtt
 // and the time it was acquired as mtime. Free: the leftover file P with size
 // 0. No file at all: ENOENT.
 func (fsys *filesystem) lockAttr(p string, out *fuse.Attr) syscall.Errno {
-	var st syscall.Stat_t
-	if syscall.Lstat(p+nfslock.LockSuffix, &st) == nil {
-		h, err := nfslock.Inspect(p)
-		switch {
-		case err == nil:
-			out.FromStat(&st)
-			out.Size = uint64(len(fsys.format.render(h)))
-			out.SetTimes(nil, &h.Since, nil)
-			fileAttr(out)
-			return 0
-		case !errors.Is(err, nfslock.ErrNotLocked):
-			// Not a record (a symbolic link, a FIFO), or the backing
-			// store failed: an operator must look.
-			fsys.log.WithError(err).Warn("cannot read a lock")
-			return errnoOf(err)
-		}
-		// Released meanwhile: free.
+	h, err := nfslock.Inspect(p)
+	switch {
+	case err == nil:
+		out.FromStat(h.File.Sys().(*syscall.Stat_t))
+		out.Size = uint64(len(fsys.format.render(h)))
+		out.SetTimes(nil, &h.Since, nil)
+		fileAttr(out)
+		return 0
+	case !errors.Is(err, nfslock.ErrNotLocked):
+		// Not a record (a symbolic link, a FIFO), or the backing store
+		// failed: an operator must look.
+		fsys.log.WithError(err).Warn("cannot read a lock")
+		return errnoOf(err)
 	}
+	var st syscall.Stat_t
 	if err := syscall.Lstat(p, &st); err != nil {
 		return fs.ToErrno(err)
 	}

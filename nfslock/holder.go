@@ -41,6 +41,10 @@ type Holder struct {
 	// acquired the lock (changing the record keeps it).
 	Since time.Time
 	State HolderState
+	// File is P.nfs_lock's attributes (mode, owner, ...) as read, so that a
+	// caller that shows them needs no second stat: every stat is an NFS
+	// round trip.
+	File os.FileInfo
 }
 
 // fileID identifies one version of P.nfs_lock, so that a waiter can tell
@@ -84,7 +88,9 @@ func readLockFile(p string) (Holder, fileID, error) {
 	if err != nil {
 		return h, id, err
 	}
-	return judge(h.Raw, h.Since), id, nil
+	j := judge(h.Raw, h.Since)
+	j.File = h.File
+	return j, id, nil
 }
 
 // readLockBytes reads P.nfs_lock in one open, fstat, read, close, filling
@@ -99,7 +105,7 @@ func readLockBytes(p string) (Holder, fileID, error) {
 	if err != nil {
 		return Holder{}, fileID{}, fmt.Errorf("nfslock: %s: %w", p, err)
 	}
-	return Holder{Raw: raw, Since: fi.ModTime()}, fileIDOf(fi), nil
+	return Holder{Raw: raw, Since: fi.ModTime(), File: fi}, fileIDOf(fi), nil
 }
 
 // openLockFile opens P.nfs_lock for reading, with its fstat. A missing one
