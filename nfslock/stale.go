@@ -41,9 +41,15 @@ func openFlocked(p string) (*flockedLock, error) {
 			return nil, fmt.Errorf("nfslock: %s: locking %s against other processes of this host: %w", p, lockFile(p), err)
 		}
 		current, err := os.Lstat(lockFile(p))
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			// Not an answer (ESTALE, EIO): the caller must not take it
+			// for "someone else removed it" and carry on.
+			fl.Close()
+			return nil, fmt.Errorf("nfslock: %s: %w", p, err)
+		}
 		if err != nil || !os.SameFile(fi, current) {
 			fl.Close()
-			if try == tries || errors.Is(err, os.ErrNotExist) {
+			if try == tries || err != nil {
 				return nil, fmt.Errorf("nfslock: %s: %w", p, ErrNotLocked)
 			}
 			continue
