@@ -77,23 +77,20 @@ func (h *holdHandle) Release(ctx context.Context) syscall.Errno {
 
 // awaitRelease waits up to releaseGrace for h's lock to be released if one
 // of h's descriptors was closed within closeWindow (its RELEASE may be on
-// its way). It reports whether the lock was released. A nil h has nothing
-// to wait for.
-func (h *holdHandle) awaitRelease() bool {
+// its way). A nil h has nothing to wait for.
+func (h *holdHandle) awaitRelease() {
 	if h == nil {
-		return false
+		return
 	}
 	at := h.closedAt.Load()
 	if at == 0 || time.Since(time.Unix(0, at)) >= closeWindow {
-		return false
+		return
 	}
 	t := time.NewTimer(releaseGrace)
 	defer t.Stop()
 	select {
 	case <-h.released:
-		return true
 	case <-t.C:
-		return false
 	}
 }
 

@@ -3,7 +3,6 @@ package fusefs
 import (
 	"context"
 	"errors"
-	"fmt"
 	"sync"
 	"syscall"
 	"time"
@@ -79,14 +78,11 @@ func (fsys *filesystem) openLock(ctx context.Context, path string, flags uint32)
 // tryLock takes the lock without waiting, except for the release of a lock
 // whose open file was just closed: the kernel sends RELEASE shortly after
 // close() returns, and "close, then open again with O_NONBLOCK" must work
-// as it does with flock(2). A lock that an open file of this mount holds is
-// held, whatever its record says: the process it names may have exited
-// while a child it forked still has the file open, and the library would
-// judge the lock stale.
+// as it does with flock(2). (A lock that an open file of this mount still
+// holds is held whatever its record says: nfslock.TryLock never judges a
+// lock of its own process from the disk.)
 func (fsys *filesystem) tryLock(path string, opts []nfslock.Option) (*nfslock.Lock, error) {
-	if h := fsys.holderOf(path); h != nil && !h.awaitRelease() {
-		return nil, fmt.Errorf("nfslockfs: %s: held by an open file of this mount (pid %d): %w", path, h.owner.pid, nfslock.ErrLocked)
-	}
+	fsys.holderOf(path).awaitRelease()
 	return nfslock.TryLock(path, opts...)
 }
 

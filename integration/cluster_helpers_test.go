@@ -164,15 +164,8 @@ func (n *node) spawn(name string, argv []string, env []string) *hostProc {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, w, err := os.Pipe()
+	r, err := testutil.StartWithOutput(cmd)
 	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stdout, cmd.Stderr = w, w
-	err = cmd.Start()
-	w.Close()
-	if err != nil {
-		r.Close()
 		t.Fatalf("%s: start %s: %v", n.name, name, err)
 	}
 	p := &hostProc{name: n.name + "/" + name, cmd: cmd, stdin: stdin, lines: make(chan string, 256),

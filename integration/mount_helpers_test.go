@@ -113,13 +113,7 @@ func (d *daemon) background(t *testing.T, script string) (*exec.Cmd, <-chan stri
 	t.Helper()
 	cmd := exec.Command("bash", "-c", script)
 	cmd.Env = append(cliEnv(), "MNT="+d.mnt, "BACKING="+d.backing, "NFSLOCK="+bin("nfslock"))
-	r, w, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stdout, cmd.Stderr = w, w
-	err = cmd.Start()
-	w.Close()
+	r, err := testutil.StartWithOutput(cmd)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -58,7 +58,7 @@ func (w *waiter) acquire(ctx context.Context, p, key string, rec Record, log log
 			}
 			continue
 		}
-		l, err := tryAcquire(p, rec)
+		l, err := tryAcquire(p, key, rec)
 		if err == nil {
 			return l, nil
 		}

@@ -34,7 +34,8 @@ type Lock struct {
 // *HeldError naming the holder. Other errors are failures of the
 // filesystem, naming the path.
 func TryLock(path string, opts ...Option) (*Lock, error) {
-	if l := heldLocks.get(lockKey(path)); l != nil {
+	key := lockKey(path)
+	if l := heldLocks.get(key); l != nil {
 		// Held by this process: never judged from the disk, where its
 		// record may name a process that has exited while the lock is
 		// still in use (a FUSE opener whose forked child keeps the file).
@@ -45,7 +46,7 @@ func TryLock(path string, opts ...Option) (*Lock, error) {
 	if err != nil {
 		return nil, err
 	}
-	l, err := tryAcquire(path, rec)
+	l, err := tryAcquire(path, key, rec)
 	if err != nil {
 		return nil, err
 	}
@@ -57,7 +58,7 @@ func TryLock(path string, opts ...Option) (*Lock, error) {
 // steps 1 to 5, with the held-lock check moved after the link, so that a free
 // lock costs no read. A stale lock is cleaned up and the attempt repeated
 // once.
-func tryAcquire(p string, rec Record) (*Lock, error) {
+func tryAcquire(p, key string, rec Record) (*Lock, error) {
 	if err := checkName(p); err != nil {
 		return nil, err
 	}
@@ -75,7 +76,7 @@ func tryAcquire(p string, rec Record) (*Lock, error) {
 		linked, err := a.linkTo(lockFile(p))
 		if linked {
 			ownsP := a.becomeP(p)
-			return &Lock{path: p, key: lockKey(p), rec: rec, data: data, dev: a.dev, ino: a.ino, ownsP: ownsP}, nil
+			return &Lock{path: p, key: key, rec: rec, data: data, dev: a.dev, ino: a.ino, ownsP: ownsP}, nil
 		}
 		os.Remove(a.name)
 		if err != nil {

@@ -4,6 +4,7 @@ package testutil
 import (
 	"bytes"
 	"os"
+	"os/exec"
 	"sync"
 	"testing"
 )
@@ -39,4 +40,23 @@ func Names(t testing.TB, dir string) []string {
 		names = append(names, e.Name())
 	}
 	return names
+}
+
+// StartWithOutput starts cmd with its standard output and error on a pipe
+// of its own, and returns the pipe's read end, which reaches end of file
+// when every process holding the write end has exited. Not StdoutPipe:
+// Wait closes that one, losing what the command wrote just before it ended.
+func StartWithOutput(cmd *exec.Cmd) (*os.File, error) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	cmd.Stdout, cmd.Stderr = w, w
+	err = cmd.Start()
+	w.Close()
+	if err != nil {
+		r.Close()
+		return nil, err
+	}
+	return r, nil
 }

@@ -130,7 +130,7 @@ func (r *results) throughputCell(t *tool) string {
 	if !ok {
 		return "–"
 	}
-	s := fmt.Sprintf("%s", thousands(c.perSecond()))
+	s := thousands(c.perSecond())
 	if c.violations > 0 || c.logErr != nil {
 		s += " **(exclusion violated)**"
 	}
