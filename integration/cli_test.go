@@ -344,9 +344,9 @@ func TestCLIHelp(t *testing.T) {
 	}
 }
 
-// coreRecords holds the holder records Core writes (SPEC §1); the CI
-// checkout has shared/ beside the repository.
-const coreRecords = "../../shared/reference/core-records"
+// coreRecords holds the holder records Core writes, the library's fixtures
+// (see their README.md).
+const coreRecords = "../nfslock/testdata/core-records"
 
 // installRecord makes the lock name in dir held by the record in the
 // fixture file.

@@ -12,16 +12,15 @@ import (
 	"time"
 )
 
-// coreRecords holds records as Core writes them (see its README.md). It lies
-// beside the repository, in development and in CI alike.
-const coreRecords = "../../shared/reference/core-records"
+// coreRecords holds records as Core writes them (see its README.md).
+const coreRecords = "testdata/core-records"
 
 // fixtureRecords returns every fixture file by name, failing if they are missing.
 func fixtureRecords(tb testing.TB) map[string][]byte {
 	tb.Helper()
 	names, err := filepath.Glob(filepath.Join(coreRecords, "*.sexp"))
 	if err != nil || len(names) == 0 {
-		tb.Fatalf("no Core record fixtures in %s (shared/ must be checked out beside the repository): %v", coreRecords, err)
+		tb.Fatalf("no Core record fixtures in %s: %v", coreRecords, err)
 	}
 	files := make(map[string][]byte)
 	for _, name := range names {
