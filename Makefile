@@ -6,14 +6,25 @@ BENCHTIME ?= 1s
 BENCHCOUNT ?= 6
 DURATION  ?= 10m
 SOAKTIMEOUT ?= 24h
+# staticcheck 2026.2.2, the newest release; checked with Go 1.26.
+STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
+# gofmt of the toolchain that builds, so formatting follows the same Go.
+GOFMT     ?= $(shell $(GO) env GOROOT)/bin/gofmt
 
-.PHONY: all build test fuzz bench demo soak clean
+.PHONY: all build lint test fuzz bench demo soak clean
 
 all: build
 
 ## build: every binary into bin/
 build:
 	$(GO) build -o $(BIN)/ ./cmd/...
+
+## lint: gofmt, go.mod/go.sum tidy, staticcheck; prints what to fix and fails on any finding
+lint:
+	@unformatted=$$($(GOFMT) -l .); \
+	if [ -n "$$unformatted" ]; then echo "gofmt -l: run gofmt -w on:"; echo "$$unformatted"; exit 1; fi
+	$(GO) mod tidy -diff
+	$(GO) run $(STATICCHECK) ./...
 
 ## test: vet, the race-enabled test suite, and a short fuzz run of the record parser
 test:
