@@ -12,8 +12,11 @@ import (
 
 // Acquire takes the lock on path, waiting until it is free, ctx ends, or a
 // permanent error (a read-only or missing directory, a name too long, ...)
-// makes waiting pointless. When ctx ends, the error matches ctx.Err() and,
-// if the lock was held, ErrLocked, naming the last holder seen.
+// makes waiting pointless. When ctx ends, the error matches ctx.Err()
+// (context.DeadlineExceeded or context.Canceled) and, if the lock was held,
+// ErrLocked: a *HeldError naming the holder, whether the wait polled it, the
+// lock is held by this process, or the caller was queued behind another
+// waiter of this process (then one read of the lock names its holder).
 //
 // Waiters of one process for one lock are served in arrival order: only the
 // first polls, and a release in this process hands the lock to it at once.
@@ -47,7 +50,7 @@ func (w *waiter) acquire(ctx context.Context, p, key string, rec Record, log log
 	defer func() { watch.Close() }()
 	for {
 		if err := ctx.Err(); err != nil {
-			return nil, waitError(p, err, lastErr)
+			return nil, gaveUp(p, key, err, lastErr)
 		}
 		if !waiters.isHead(key, w) || heldLocks.get(key) != nil {
 			// Not our turn, or held by this process: a release or the
@@ -74,7 +77,7 @@ func (w *waiter) acquire(ctx context.Context, p, key string, rec Record, log log
 		}
 		log.WithError(err).WithField("path", p).Debug("waiting for lock")
 		if err := w.waitForChange(ctx, watch, &poll, held); err != nil {
-			return nil, waitError(p, err, lastErr)
+			return nil, gaveUp(p, key, err, lastErr)
 		}
 	}
 }
@@ -118,11 +121,25 @@ func (id fileID) equal(o fileID) bool {
 	return id.dev == o.dev && id.ino == o.ino && id.size == o.size && id.mtime.Equal(o.mtime)
 }
 
-// waitError reports a wait that ended: it matches the context's error and,
-// when the lock was held, the last HeldError seen.
-func waitError(p string, ctxErr, last error) error {
-	if last == nil {
-		return fmt.Errorf("nfslock: %s: %w", p, ctxErr)
+// gaveUp reports a wait for p that ctxErr ended; last is the error of the
+// waiter's last attempt, nil if it made none. The holder named is, in order:
+// this process's own Lock on p, the holder the last attempt found, or, for
+// a waiter that never attempted (queued behind another of this process),
+// whoever one read of the lock finds. The error matches ctxErr and, when a
+// holder is named, ErrLocked; it names the path once.
+func gaveUp(p, key string, ctxErr, last error) error {
+	if l := heldLocks.get(key); l != nil {
+		last = l.heldError()
+	} else if last == nil {
+		switch h, id, err := readLockFile(p); {
+		case err == nil:
+			last = h.heldError(p, id)
+		case !errors.Is(err, ErrNotLocked):
+			last = err
+		}
 	}
-	return fmt.Errorf("nfslock: %s: gave up waiting: %w; last attempt: %w", p, ctxErr, last)
+	if last == nil {
+		return fmt.Errorf("nfslock: %s: gave up waiting: %w", p, ctxErr)
+	}
+	return fmt.Errorf("%w; gave up waiting: %w", last, ctxErr)
 }

@@ -27,8 +27,8 @@ func MustCreate(path string, opts ...Option) {
 }
 
 // BlockingCreate takes the lock on path, waiting at most timeout (0: for
-// ever). On timeout the error matches context.DeadlineExceeded and
-// ErrLocked.
+// ever). On timeout the error matches context.DeadlineExceeded and, if the
+// lock was held (by this process too), ErrLocked, naming the holder.
 func BlockingCreate(path string, timeout time.Duration, opts ...Option) error {
 	ctx, cancel := timeoutContext(timeout)
 	defer cancel()
@@ -46,7 +46,8 @@ func timeoutContext(timeout time.Duration) (context.Context, context.CancelFunc)
 
 // CriticalSection runs f while holding the lock on path, taken as by
 // BlockingCreate, and releases it however f ends, panics included. It
-// returns f's error, joined with the release's if that failed.
+// returns BlockingCreate's error if the lock was not taken (f does not run),
+// else f's error, joined with the release's if that failed.
 func CriticalSection(path string, timeout time.Duration, f func() error, opts ...Option) (err error) {
 	ctx, cancel := timeoutContext(timeout)
 	defer cancel()

@@ -184,6 +184,69 @@ func TestAcquireTimeoutNamesHolder(t *testing.T) {
 	}
 }
 
+// A wait that times out on a lock this process holds, or while queued
+// behind another waiter of this process, never polls the filesystem; it
+// still says who holds the lock, through every blocking API.
+func TestTimeoutInProcessNamesHolder(t *testing.T) {
+	timeout := 30 * time.Millisecond
+	blocking := map[string]func(p string) error{
+		"Acquire": func(p string) error {
+			ctx, cancel := context.WithTimeout(context.Background(), timeout)
+			defer cancel()
+			_, err := Acquire(ctx, p)
+			return err
+		},
+		"BlockingCreate": func(p string) error { return BlockingCreate(p, timeout) },
+		"CriticalSection": func(p string) error {
+			return CriticalSection(p, timeout, func() error { t.Error("f ran without the lock"); return nil })
+		},
+	}
+	for name, wait := range blocking {
+		t.Run(name+"/held by this process", func(t *testing.T) {
+			p := lockIn(t)
+			l, err := TryLock(p, WithMessage("ours"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer l.Unlock()
+			checkTimedOutOn(t, p, wait(p), os.Getpid(), "ours")
+		})
+		t.Run(name+"/queued behind a waiter", func(t *testing.T) {
+			p := lockIn(t)
+			plant(t, p, Record{Host: "elsewhere.example", Pid: 7, Message: "theirs"})
+			ctx, cancel := context.WithCancel(context.Background())
+			head := make(chan error, 1)
+			go func() {
+				_, err := Acquire(ctx, p)
+				head <- err
+			}()
+			defer func() { cancel(); <-head }()
+			for deadline := time.Now().Add(10 * time.Second); Waiting(p) != 1; time.Sleep(time.Millisecond) {
+				if time.Now().After(deadline) {
+					t.Fatal("the first waiter never queued")
+				}
+			}
+			checkTimedOutOn(t, p, wait(p), 7, "theirs")
+		})
+	}
+}
+
+// checkTimedOutOn checks that err reports a wait for p that timed out on
+// the holder pid with message msg, naming the path once.
+func checkTimedOutOn(t *testing.T, p string, err error, pid int, msg string) {
+	t.Helper()
+	var held *HeldError
+	if !errors.Is(err, ErrLocked) || !errors.Is(err, context.DeadlineExceeded) || !errors.As(err, &held) {
+		t.Fatalf("timed out: %v, want ErrLocked and context.DeadlineExceeded", err)
+	}
+	if held.Holder.Pid != pid || held.Holder.Message != msg {
+		t.Errorf("timed out on holder %+v, want pid %d with message %q", held.Holder, pid, msg)
+	}
+	if n := strings.Count(err.Error(), p); n != 1 {
+		t.Errorf("error %q names the path %d times, want once", err, n)
+	}
+}
+
 // permanentCase is a lock path whose acquisition must fail at once with errno.
 type permanentCase struct {
 	path  string
