@@ -158,7 +158,7 @@ func TestInteropWithLibrary(t *testing.T) {
 	f := m.mustHold(t, "both")
 	_, err := nfslock.TryLock(m.lockPath("both"))
 	var held *nfslock.HeldError
-	if !errors.As(err, &held) || held.Holder.Pid != os.Getpid() {
+	if !errors.As(err, &held) || held.Holder.Record.Pid != os.Getpid() {
 		t.Fatalf("library TryLock while the mount holds it: %v", err)
 	}
 	f.Close()

@@ -279,8 +279,8 @@ func (w *goWorker) tryUntilTaken(opts []nfslock.Option) (*nfslock.Lock, error) {
 		if !errors.As(err, &held) {
 			return l, err
 		}
-		if dead && bytes.Equal(held.Raw, before.Raw) {
-			w.event("stale", w.id, oneLine(string(held.Raw)))
+		if dead && bytes.Equal(held.Holder.Raw, before.Raw) {
+			w.event("stale", w.id, oneLine(string(held.Holder.Raw)))
 		}
 		time.Sleep(delay/2 + rand.N(delay))
 		delay = min(2*delay, 50*time.Millisecond)

@@ -114,7 +114,8 @@ func (e *HeldError) unchanged() bool {
 	if err != nil || !fileIDOf(fi).equal(e.file) {
 		return false
 	}
-	return e.Corrupt || !isLocal(e.Holder) || alive(e.Holder)
+	h := e.Holder
+	return h.State == HolderCorrupt || !isLocal(h.Record) || alive(h.Record)
 }
 
 func (id fileID) equal(o fileID) bool {

@@ -119,8 +119,8 @@ func tryLockOnceChild(args []string) error {
 	switch {
 	case err == nil:
 		fmt.Println("locked")
-	case errors.Is(err, ErrLocked) && errors.As(err, &held) && !held.Corrupt:
-		fmt.Printf("held %d %s\n", held.Holder.Pid, held.Holder.Host)
+	case errors.Is(err, ErrLocked) && errors.As(err, &held) && held.Holder.State != HolderCorrupt:
+		fmt.Printf("held %d %s\n", held.Holder.Record.Pid, held.Holder.Record.Host)
 	default:
 		fmt.Printf("error: %s\n", strings.ReplaceAll(err.Error(), "\n", " "))
 	}

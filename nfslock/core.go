@@ -94,7 +94,7 @@ func Unlock(path string) error {
 	}
 	mine := h.State == HolderDead || h.State == HolderAlive && h.Record.Pid == os.Getpid()
 	if !mine {
-		return fmt.Errorf("nfslock: %s: not ours to unlock: %w", path, h.heldError(path, id))
+		return fmt.Errorf("%w; not ours to unlock", h.heldError(path, id))
 	}
 	removed, err := removeIfUnchanged(path, h.Raw)
 	if err != nil {
@@ -149,7 +149,7 @@ func Break(path string) (Holder, error) {
 		if rerr := os.Remove(lockFile(path)); rerr != nil {
 			return Holder{}, fmt.Errorf("nfslock: %s: breaking: %w", path, rerr)
 		}
-		return Holder{State: HolderCorrupt, Since: fi.ModTime()}, nil
+		return Holder{State: HolderCorrupt, Since: fi.ModTime(), File: fi}, nil
 	}
 	if err != nil {
 		return Holder{}, err

@@ -277,3 +277,58 @@ func TestUnlockAllKeepsLocksOfLiveOwners(t *testing.T) {
 		t.Errorf("Unlock after UnlockAll: %v", err)
 	}
 }
+
+// Every error that finds the lock held describes the holder as Inspect
+// does, and names the path once.
+func TestHeldErrorsDescribeHolderAsInspect(t *testing.T) {
+	remote := Record{Host: "elsewhere.example", Pid: 9, Message: "new holder"}
+	for name, tc := range map[string]struct {
+		setup func(t *testing.T, p string) error // returns the error to check
+		state HolderState
+	}{
+		"TryLock": {func(t *testing.T, p string) error {
+			plant(t, p, remote)
+			_, err := TryLock(p)
+			return err
+		}, HolderRemote},
+		"TryLock of a corrupt record": {func(t *testing.T, p string) error {
+			os.WriteFile(lockFile(p), []byte("((host n"), 0o644)
+			_, err := TryLock(p)
+			return err
+		}, HolderCorrupt},
+		"Unlock of another host's lock": {func(t *testing.T, p string) error {
+			plant(t, p, remote)
+			return Unlock(p)
+		}, HolderRemote},
+		"Lock.Unlock after another break": {func(t *testing.T, p string) error {
+			l, err := TryLock(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			os.Remove(lockFile(p))
+			plant(t, p, remote)
+			return l.Unlock()
+		}, HolderRemote},
+	} {
+		t.Run(name, func(t *testing.T) {
+			p := lockIn(t)
+			err := tc.setup(t, p)
+			var held *HeldError
+			if !errors.Is(err, ErrLocked) || !errors.As(err, &held) {
+				t.Fatalf("%v, want a HeldError", err)
+			}
+			want, ierr := Inspect(p)
+			if ierr != nil {
+				t.Fatal(ierr)
+			}
+			got := held.Holder
+			if got.Record != want.Record || string(got.Raw) != string(want.Raw) || !got.Since.Equal(want.Since) ||
+				got.State != tc.state || want.State != tc.state || got.File == nil {
+				t.Errorf("HeldError.Holder = %+v, Inspect = %+v, want the same in state %v", got, want, tc.state)
+			}
+			if n := strings.Count(err.Error(), p); n != 1 {
+				t.Errorf("error %q names the path %d times, want once", err, n)
+			}
+		})
+	}
+}

@@ -21,34 +21,33 @@ var (
 // HeldError reports a lock held by someone else. It matches ErrLocked, and
 // ErrCorrupt as well when the record could not be parsed.
 type HeldError struct {
-	Path   string    // the lock path P, as the caller named it
-	Holder Record    // zero when Corrupt
-	Since  time.Time // modification time of P.nfs_lock: when the holder acquired it
-	// Raw is the record as read; Corrupt reports that it did not parse (a v1
-	// writer may be mid-write, so this is retriable).
-	Raw     []byte
-	Corrupt bool
+	Path string // the lock path P, as the caller named it
+	// Holder is the holder as Inspect describes it. Its State is zero
+	// when no record could be read because the lock changed hands
+	// between the attempt and the read.
+	Holder Holder
 
 	file fileID // which version of P.nfs_lock was read
 }
 
 func (e *HeldError) Error() string {
+	h := e.Holder
 	held := ""
-	if !e.Since.IsZero() {
-		held = fmt.Sprintf(", held for %s", time.Since(e.Since).Round(time.Millisecond))
+	if !h.Since.IsZero() {
+		held = fmt.Sprintf(", held for %s", time.Since(h.Since).Round(time.Millisecond))
 	}
-	if e.Holder.Host == "" && !e.Corrupt {
+	switch h.State {
+	case 0:
 		return fmt.Sprintf("nfslock: %s: locked (the lock changed hands while it was being read)", e.Path)
-	}
-	if e.Corrupt {
-		return fmt.Sprintf("nfslock: %s: locked by an unknown holder (unparsable record %q%s)", e.Path, e.Raw, held)
+	case HolderCorrupt:
+		return fmt.Sprintf("nfslock: %s: locked by an unknown holder (unparsable record %q%s)", e.Path, h.Raw, held)
 	}
 	return fmt.Sprintf("nfslock: %s: locked by pid %d on %s (message %q%s)",
-		e.Path, e.Holder.Pid, e.Holder.Host, e.Holder.Message, held)
+		e.Path, h.Record.Pid, h.Record.Host, h.Record.Message, held)
 }
 
 // Is makes errors.Is(err, ErrLocked) true, and errors.Is(err, ErrCorrupt)
 // for an unparsable record.
 func (e *HeldError) Is(target error) bool {
-	return target == ErrLocked || (e.Corrupt && target == ErrCorrupt)
+	return target == ErrLocked || (e.Holder.State == HolderCorrupt && target == ErrCorrupt)
 }

@@ -36,7 +36,7 @@ func ExampleTryLock() {
 	_, err = nfslock.TryLock(path)
 	var held *nfslock.HeldError
 	if errors.As(err, &held) {
-		fmt.Printf("held by this process: %v, for %q\n", held.Holder.Pid == os.Getpid(), held.Holder.Message)
+		fmt.Printf("held by this process: %v, for %q\n", held.Holder.Record.Pid == os.Getpid(), held.Holder.Record.Message)
 	}
 	// Output: held by this process: true, for "nightly build"
 }

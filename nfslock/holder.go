@@ -13,7 +13,7 @@ import (
 type HolderState int
 
 const (
-	HolderAlive   HolderState = iota + 1 // a running process of this host
+	HolderAlive   HolderState = iota + 1 // a running process of this host, or this process's own Lock
 	HolderDead                           // a process of this host that is gone: the lock is stale
 	HolderRemote                         // a process of another host: its life cannot be judged from here
 	HolderCorrupt                        // the record does not parse (a Core v1 writer may be mid-write)
@@ -43,7 +43,8 @@ type Holder struct {
 	State HolderState
 	// File is P.nfs_lock's attributes (mode, owner, ...) as read, so that a
 	// caller that shows them needs no second stat: every stat is an NFS
-	// round trip.
+	// round trip. It is nil when nothing was read: for a lock this process
+	// holds, which a HeldError describes from memory.
 	File os.FileInfo
 }
 
@@ -88,9 +89,7 @@ func readLockFile(p string) (Holder, fileID, error) {
 	if err != nil {
 		return h, id, err
 	}
-	j := judge(h.Raw, h.Since)
-	j.File = h.File
-	return j, id, nil
+	return judge(h), id, nil
 }
 
 // readLockBytes reads P.nfs_lock in one open, fstat, read, close, filling
@@ -136,10 +135,10 @@ func openLockFile(p string) (*os.File, os.FileInfo, error) {
 	return f, fi, nil
 }
 
-// judge parses a record and decides what its holder is.
-func judge(raw []byte, since time.Time) Holder {
-	h := Holder{Raw: raw, Since: since}
-	rec, err := ParseRecord(raw)
+// judge parses the record that h holds as Raw and decides what its holder
+// is: h with Record and State filled in.
+func judge(h Holder) Holder {
+	rec, err := ParseRecord(h.Raw)
 	switch {
 	case err != nil:
 		h.State = HolderCorrupt
@@ -156,7 +155,7 @@ func judge(raw []byte, since time.Time) Holder {
 }
 
 func (h Holder) heldError(p string, id fileID) *HeldError {
-	return &HeldError{Path: p, Holder: h.Record, Since: h.Since, Raw: h.Raw, Corrupt: h.State == HolderCorrupt, file: id}
+	return &HeldError{Path: p, Holder: h, file: id}
 }
 
 // readRecordBytes reads a lock file of the given size (from fstat), at most

@@ -156,8 +156,7 @@ func (l *Lock) openOwned() (*flockedLock, error) {
 	}
 	if fl.id.dev != l.dev || fl.id.ino != l.ino || !bytes.Equal(fl.Raw, l.data) {
 		fl.Close()
-		h := judge(fl.Raw, fl.Since)
-		return nil, fmt.Errorf("nfslock: %s: our lock was broken and taken over: %w", l.path, h.heldError(l.path, fl.id))
+		return nil, fmt.Errorf("%w; our lock was broken and taken over", judge(fl.Holder).heldError(l.path, fl.id))
 	}
 	return fl, nil
 }
@@ -174,7 +173,7 @@ func (l *Lock) forget() {
 func (l *Lock) heldError() *HeldError {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return &HeldError{Path: l.path, Holder: l.rec, Since: l.acquired, Raw: l.data}
+	return &HeldError{Path: l.path, Holder: Holder{Record: l.rec, Raw: l.data, Since: l.acquired, State: HolderAlive}}
 }
 
 // Path returns the lock's path as it was given.

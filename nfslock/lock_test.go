@@ -72,7 +72,7 @@ func TestTryLockUnlock(t *testing.T) {
 
 	_, err = TryLock(p)
 	var held *HeldError
-	if !errors.Is(err, ErrLocked) || !errors.As(err, &held) || held.Holder.Pid != os.Getpid() {
+	if !errors.Is(err, ErrLocked) || !errors.As(err, &held) || held.Holder.Record.Pid != os.Getpid() {
 		t.Fatalf("second TryLock: %v, want ErrLocked naming us", err)
 	}
 	if !strings.Contains(err.Error(), p) || !strings.Contains(err.Error(), "first") {
@@ -122,7 +122,7 @@ func TestStaleLocks(t *testing.T) {
 				return
 			}
 			var held *HeldError
-			if !errors.As(err, &held) || held.Holder.Host != tc.rec.Host || held.Holder.Pid != tc.rec.Pid {
+			if !errors.As(err, &held) || held.Holder.Record.Host != tc.rec.Host || held.Holder.Record.Pid != tc.rec.Pid {
 				t.Fatalf("TryLock: %v, want held by %+v", err, tc.rec)
 			}
 		})
@@ -239,8 +239,8 @@ func checkTimedOutOn(t *testing.T, p string, err error, pid int, msg string) {
 	if !errors.Is(err, ErrLocked) || !errors.Is(err, context.DeadlineExceeded) || !errors.As(err, &held) {
 		t.Fatalf("timed out: %v, want ErrLocked and context.DeadlineExceeded", err)
 	}
-	if held.Holder.Pid != pid || held.Holder.Message != msg {
-		t.Errorf("timed out on holder %+v, want pid %d with message %q", held.Holder, pid, msg)
+	if held.Holder.Record.Pid != pid || held.Holder.Record.Message != msg {
+		t.Errorf("timed out on holder %+v, want pid %d with message %q", held.Holder.Record, pid, msg)
 	}
 	if n := strings.Count(err.Error(), p); n != 1 {
 		t.Errorf("error %q names the path %d times, want once", err, n)

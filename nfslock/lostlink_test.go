@@ -97,7 +97,7 @@ func TestLinkFailsWithoutLinking(t *testing.T) {
 		})
 		_, err := TryLock(p)
 		var held *HeldError
-		if !errors.Is(err, ErrLocked) || !errors.As(err, &held) || !sameRecord(held.Holder, other) {
+		if !errors.Is(err, ErrLocked) || !errors.As(err, &held) || !sameRecord(held.Holder.Record, other) {
 			t.Fatalf("TryLock: %v, want ErrLocked naming %+v", err, other)
 		}
 		if data, err := os.ReadFile(lockFile(p)); err != nil || string(data) != string(other.Encode()) {

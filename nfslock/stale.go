@@ -35,7 +35,7 @@ func openFlocked(p string) (*flockedLock, error) {
 		if err != nil {
 			return nil, err
 		}
-		fl := &flockedLock{f: f, Holder: Holder{Since: fi.ModTime()}, id: fileIDOf(fi)}
+		fl := &flockedLock{f: f, Holder: Holder{Since: fi.ModTime(), File: fi}, id: fileIDOf(fi)}
 		if fl.hostLock, err = lockHost(fl.id, f); err != nil {
 			f.Close()
 			return nil, fmt.Errorf("nfslock: %s: locking %s against other processes of this host: %w", p, lockFile(p), err)

@@ -105,10 +105,10 @@ func notAcquired(c lockConfig, err error, waited time.Duration, log logrus.Field
 		log.WithFields(logrus.Fields{"path": c.path, "waited": waited.Round(time.Millisecond)}).Infof("stopped waiting: %v", sig)
 		return 128 + int(sig.sig)
 	case errors.As(err, &held) && c.nonblock:
-		log.WithFields(heldFields(c.path, held)).Info("lock is held")
+		log.WithFields(holderFields(c.path, held.Holder)).Info("lock is held")
 		return c.conflictCode
 	case errors.As(err, &held):
-		log.WithFields(heldFields(c.path, held)).WithField("waited", waited.Round(time.Millisecond)).Info("timed out waiting for lock")
+		log.WithFields(holderFields(c.path, held.Holder)).WithField("waited", waited.Round(time.Millisecond)).Info("timed out waiting for lock")
 		return c.conflictCode
 	case errors.Is(err, context.DeadlineExceeded):
 		// The wait timed out on something other than a holder (a
@@ -118,10 +118,6 @@ func notAcquired(c lockConfig, err error, waited time.Duration, log logrus.Field
 	}
 	printError(err)
 	return exitLockFailed
-}
-
-func heldFields(path string, e *nfslock.HeldError) logrus.Fields {
-	return holderFields(path, nfslock.Holder{Record: e.Holder, Raw: e.Raw, Since: e.Since})
 }
 
 // holderFields describes a holder for the log.
