@@ -12,7 +12,8 @@ import (
 
 // Acquire takes the lock on path, waiting until it is free, ctx ends, or a
 // permanent error (a read-only or missing directory, a name too long, ...)
-// makes waiting pointless. When ctx ends, the error matches ctx.Err()
+// makes waiting pointless; a path that cannot be a lock gives an error
+// matching ErrInvalidPath at once. When ctx ends, the error matches ctx.Err()
 // (context.DeadlineExceeded or context.Canceled) and, if the lock was held,
 // ErrLocked: a *HeldError naming the holder, whether the wait polled it, the
 // lock is held by this process, or the caller was queued behind another
@@ -24,16 +25,19 @@ import (
 // release on another host is seen by polling P.nfs_lock with a randomized
 // interval growing from 1 ms to 100 ms.
 func Acquire(ctx context.Context, path string, opts ...Option) (*Lock, error) {
+	path, err := NormalizePath(path)
+	if err != nil {
+		return nil, err
+	}
 	o := buildOptions(opts)
 	rec, err := o.record()
 	if err != nil {
 		return nil, err
 	}
 	start := time.Now()
-	key := lockKey(path)
-	w := waiters.join(key)
-	defer waiters.leave(key, w)
-	l, err := w.acquire(ctx, path, key, rec, o.log)
+	w := waiters.join(path)
+	defer waiters.leave(path, w)
+	l, err := w.acquire(ctx, path, rec, o.log)
 	if err != nil {
 		return nil, err
 	}
@@ -41,7 +45,7 @@ func Acquire(ctx context.Context, path string, opts ...Option) (*Lock, error) {
 	return l, nil
 }
 
-func (w *waiter) acquire(ctx context.Context, p, key string, rec Record, log logrus.FieldLogger) (*Lock, error) {
+func (w *waiter) acquire(ctx context.Context, p string, rec Record, log logrus.FieldLogger) (*Lock, error) {
 	var (
 		watch   *releaseWatch
 		poll    backoff
@@ -50,9 +54,9 @@ func (w *waiter) acquire(ctx context.Context, p, key string, rec Record, log log
 	defer func() { watch.Close() }()
 	for {
 		if err := ctx.Err(); err != nil {
-			return nil, gaveUp(p, key, err, lastErr)
+			return nil, gaveUp(p, err, lastErr)
 		}
-		if !waiters.isHead(key, w) || heldLocks.get(key) != nil {
+		if !waiters.isHead(p, w) || heldLocks.get(p) != nil {
 			// Not our turn, or held by this process: a release or the
 			// waiter ahead of us leaving signals w.wake.
 			select {
@@ -61,7 +65,7 @@ func (w *waiter) acquire(ctx context.Context, p, key string, rec Record, log log
 			}
 			continue
 		}
-		l, err := tryAcquire(p, key, rec)
+		l, err := tryAcquire(p, rec)
 		if err == nil {
 			return l, nil
 		}
@@ -77,7 +81,7 @@ func (w *waiter) acquire(ctx context.Context, p, key string, rec Record, log log
 		}
 		log.WithError(err).WithField("path", p).Debug("waiting for lock")
 		if err := w.waitForChange(ctx, watch, &poll, held); err != nil {
-			return nil, gaveUp(p, key, err, lastErr)
+			return nil, gaveUp(p, err, lastErr)
 		}
 	}
 }
@@ -128,8 +132,8 @@ func (id fileID) equal(o fileID) bool {
 // a waiter that never attempted (queued behind another of this process),
 // whoever one read of the lock finds. The error matches ctxErr and, when a
 // holder is named, ErrLocked; it names the path once.
-func gaveUp(p, key string, ctxErr, last error) error {
-	if l := heldLocks.get(key); l != nil {
+func gaveUp(p string, ctxErr, last error) error {
+	if l := heldLocks.get(p); l != nil {
 		last = l.heldError()
 	} else if last == nil {
 		switch h, id, err := readLockFile(p); {

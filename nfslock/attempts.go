@@ -18,18 +18,17 @@ const (
 
 // lastAttemptSweep rate-limits sweeps per lock: listing a large directory
 // over NFS is costly, and leftovers are rare.
-var lastAttemptSweep sync.Map // lock key → time.Time
+var lastAttemptSweep sync.Map // normalized lock path → time.Time
 
 // removeOldAttempts removes p's leftover attempt files, at most once per
 // attemptMaxAge per lock in this process. It runs when a waiter starts
 // waiting, so an uncontended acquire never lists the directory. Errors are
-// ignored: the sweep is housekeeping.
+// ignored: the sweep is housekeeping. p is normalized.
 func removeOldAttempts(p string, now time.Time) {
-	key := lockKey(p)
-	if last, ok := lastAttemptSweep.Load(key); ok && now.Sub(last.(time.Time)) < attemptMaxAge {
+	if last, ok := lastAttemptSweep.Load(p); ok && now.Sub(last.(time.Time)) < attemptMaxAge {
 		return
 	}
-	lastAttemptSweep.Store(key, now)
+	lastAttemptSweep.Store(p, now)
 	// A daemon sees many lock names over its life: forget old sweeps.
 	lastAttemptSweep.Range(func(k, last any) bool {
 		if now.Sub(last.(time.Time)) >= attemptMaxAge {

@@ -94,7 +94,7 @@ func BenchmarkHandoff(b *testing.B) {
 			l, err := Acquire(b.Context(), p)
 			got <- acquired{l, time.Now(), err}
 		}()
-		waitUntilQueued(b, lockKey(p))
+		waitUntilQueued(b, p)
 		time.Sleep(100 * time.Microsecond) // from the queue into its select
 		released := time.Now()
 		if err := held.Unlock(); err != nil {
@@ -113,13 +113,10 @@ func BenchmarkHandoff(b *testing.B) {
 	reportLatencies(b, "handoff", handoffs)
 }
 
-// waitUntilQueued waits until a waiter is queued for the lock key.
-func waitUntilQueued(b *testing.B, key string) {
+// waitUntilQueued waits until a waiter is queued for the lock p.
+func waitUntilQueued(b *testing.B, p string) {
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Microsecond) {
-		waiters.mu.Lock()
-		n := len(waiters.m[key])
-		waiters.mu.Unlock()
-		if n > 0 {
+		if Waiting(p) > 0 {
 			return
 		}
 	}

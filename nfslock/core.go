@@ -83,9 +83,14 @@ func GetMessage(path string) (msg string, ok bool) {
 // process or by a process that is no longer running (Core's unlock). A lock
 // of this process is released as by Lock.Unlock. A lock of a live process,
 // of another host, or with an unparsable record gives an error matching
-// ErrLocked and is left alone; a free lock gives one matching ErrNotLocked.
+// ErrLocked and is left alone; a free lock gives one matching ErrNotLocked,
+// a path that cannot be a lock one matching ErrInvalidPath.
 func Unlock(path string) error {
-	if l := heldLocks.get(lockKey(path)); l != nil {
+	path, err := NormalizePath(path)
+	if err != nil {
+		return err
+	}
+	if l := heldLocks.get(path); l != nil {
 		return l.Unlock()
 	}
 	h, id, err := readLockFile(path)
@@ -137,8 +142,14 @@ func UnlockAll() error {
 // operator's override for a lock whose host died or whose record is
 // corrupt. It removes only the lock it read: if the lock changes hands
 // meanwhile, it fails with an error matching ErrLocked. A P.nfs_lock that is
-// not a regular file (a symbolic link) is removed as it is.
+// not a regular file (a symbolic link) is removed as it is. A free lock
+// gives an error matching ErrNotLocked, a path that cannot be a lock one
+// matching ErrInvalidPath.
 func Break(path string) (Holder, error) {
+	path, err := NormalizePath(path)
+	if err != nil {
+		return Holder{}, err
+	}
 	h, _, err := readLockFile(path)
 	if errors.Is(err, syscall.ELOOP) || errors.Is(err, syscall.EINVAL) {
 		// Not a regular file: no record to compare, nothing a holder wrote.
@@ -161,7 +172,7 @@ func Break(path string) (Holder, error) {
 	if !removed {
 		return h, fmt.Errorf("nfslock: %s: the lock changed hands while being broken; left alone: %w", path, ErrLocked)
 	}
-	if l := heldLocks.get(lockKey(path)); l != nil {
+	if l := heldLocks.get(path); l != nil {
 		// This process broke its own lock: it no longer holds it.
 		l.mu.Lock()
 		l.forget()

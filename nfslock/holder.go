@@ -63,15 +63,25 @@ func fileIDOf(fi os.FileInfo) fileID {
 
 // Inspect reads the lock at path and judges its holder. A free lock gives an
 // error matching ErrNotLocked; an unparsable record is not an error but a
-// Holder in state HolderCorrupt, with the bytes in Raw.
+// Holder in state HolderCorrupt, with the bytes in Raw. A path that cannot
+// be a lock gives an error matching ErrInvalidPath.
 func Inspect(path string) (Holder, error) {
+	path, err := NormalizePath(path)
+	if err != nil {
+		return Holder{}, err
+	}
 	h, _, err := readLockFile(path)
 	return h, err
 }
 
 // ReadRecord returns the record of the lock at path. A free lock gives an
-// error matching ErrNotLocked, an unparsable record one matching ErrCorrupt.
+// error matching ErrNotLocked, an unparsable record one matching ErrCorrupt,
+// a path that cannot be a lock one matching ErrInvalidPath.
 func ReadRecord(path string) (Record, error) {
+	path, err := NormalizePath(path)
+	if err != nil {
+		return Record{}, err
+	}
 	h, _, err := readLockBytes(path)
 	if err != nil {
 		return Record{}, err

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"syscall"
 )
 
@@ -120,6 +121,20 @@ func isPermanent(err error) bool {
 		}
 	}
 	return false
+}
+
+// createError reports a failure to create an attempt file for p by the
+// lock's directory: the attempt file's name means nothing to the caller.
+func createError(p string, err error) error {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		err = pe.Err
+	}
+	what := "creating a file in directory"
+	if errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.ENOTDIR) {
+		what = "directory"
+	}
+	return pathError(p, fmt.Errorf("%s %s: %w", what, filepath.Dir(p), err))
 }
 
 // pathError names the lock path in err, and for ENAMETOOLONG explains the

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"sync"
 	"syscall"
 	"time"
@@ -16,8 +15,7 @@ import (
 // A Lock is a lock held by this process (for itself, or for the local
 // process its record names). Its methods are safe for concurrent use.
 type Lock struct {
-	path     string // as the caller named it
-	key      string // absolute path: identifies the lock within this process
+	path     string // normalized (NormalizePath): the lock's files and its key in this process
 	acquired time.Time
 	log      logrus.FieldLogger
 
@@ -31,11 +29,15 @@ type Lock struct {
 
 // TryLock takes the lock on path if it is free (or stale), without waiting.
 // A lock held by someone else gives an error matching ErrLocked, a
-// *HeldError naming the holder. Other errors are failures of the
-// filesystem, naming the path.
+// *HeldError naming the holder. A path that cannot be a lock gives one
+// matching ErrInvalidPath (see NormalizePath). Other errors are failures of
+// the filesystem, naming the path.
 func TryLock(path string, opts ...Option) (*Lock, error) {
-	key := lockKey(path)
-	if l := heldLocks.get(key); l != nil {
+	path, err := NormalizePath(path)
+	if err != nil {
+		return nil, err
+	}
+	if l := heldLocks.get(path); l != nil {
 		// Held by this process: never judged from the disk, where its
 		// record may name a process that has exited while the lock is
 		// still in use (a FUSE opener whose forked child keeps the file).
@@ -46,7 +48,7 @@ func TryLock(path string, opts ...Option) (*Lock, error) {
 	if err != nil {
 		return nil, err
 	}
-	l, err := tryAcquire(path, key, rec)
+	l, err := tryAcquire(path, rec)
 	if err != nil {
 		return nil, err
 	}
@@ -57,8 +59,8 @@ func TryLock(path string, opts ...Option) (*Lock, error) {
 // tryAcquire makes one attempt to take the lock at p for rec: SPEC §2's
 // steps 1 to 5, with the held-lock check moved after the link, so that a free
 // lock costs no read. A stale lock is cleaned up and the attempt repeated
-// once.
-func tryAcquire(p, key string, rec Record) (*Lock, error) {
+// once. p is normalized.
+func tryAcquire(p string, rec Record) (*Lock, error) {
 	if err := checkName(p); err != nil {
 		return nil, err
 	}
@@ -71,12 +73,12 @@ func tryAcquire(p, key string, rec Record) (*Lock, error) {
 	for try := 1; ; try++ {
 		a, err := writeAttempt(p, data)
 		if err != nil {
-			return nil, pathError(p, err)
+			return nil, createError(p, err)
 		}
 		linked, err := a.linkTo(lockFile(p))
 		if linked {
 			ownsP := a.becomeP(p)
-			return &Lock{path: p, key: key, rec: rec, data: data, dev: a.dev, ino: a.ino, ownsP: ownsP}, nil
+			return &Lock{path: p, rec: rec, data: data, dev: a.dev, ino: a.ino, ownsP: ownsP}, nil
 		}
 		os.Remove(a.name)
 		if err != nil {
@@ -166,7 +168,7 @@ func (l *Lock) openOwned() (*flockedLock, error) {
 func (l *Lock) forget() {
 	l.released = true
 	heldLocks.remove(l)
-	waiters.wakeHead(l.key)
+	waiters.wakeHead(l.path)
 }
 
 // heldError describes the lock as held by this Lock.
@@ -176,7 +178,7 @@ func (l *Lock) heldError() *HeldError {
 	return &HeldError{Path: l.path, Holder: Holder{Record: l.rec, Raw: l.data, Since: l.acquired, State: HolderAlive}}
 }
 
-// Path returns the lock's path as it was given.
+// Path returns the lock's path, normalized (see NormalizePath).
 func (l *Lock) Path() string { return l.path }
 
 // Record returns the holder record as it is on disk.
@@ -269,15 +271,7 @@ func encodeFor(p string, rec Record) ([]byte, error) {
 	return data, nil
 }
 
-// lockKey identifies a lock path within this process, however it was spelled.
-func lockKey(p string) string {
-	if abs, err := filepath.Abs(p); err == nil {
-		return abs
-	}
-	return filepath.Clean(p)
-}
-
-// heldLocks are the locks this process holds, by key: for Core's
+// heldLocks are the locks this process holds, by normalized path: for Core's
 // Unlock(path) and UnlockAll, and so waiters need not poll a lock that a
 // release of this process will hand them.
 var heldLocks = lockRegistry{m: make(map[string]*Lock)}
@@ -290,14 +284,14 @@ type lockRegistry struct {
 func (r *lockRegistry) add(l *Lock) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.m[l.key] = l
+	r.m[l.path] = l
 }
 
 func (r *lockRegistry) remove(l *Lock) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.m[l.key] == l {
-		delete(r.m, l.key)
+	if r.m[l.path] == l {
+		delete(r.m, l.path)
 	}
 }
 

@@ -3,6 +3,7 @@ package nfslock
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -86,4 +87,48 @@ func checkName(p string) error {
 			p, len(base), attemptExtra, nameMax, MaxNameLen, syscall.ENAMETOOLONG)
 	}
 	return nil
+}
+
+// ErrInvalidPath: the path cannot be a lock (see NormalizePath). Errors
+// matching it match syscall.EINVAL too.
+var ErrInvalidPath = errors.New("not a lock path")
+
+// NormalizePath returns the one spelling of the lock path p that every
+// function of this package uses: absolute (relative to the working
+// directory at the call) and cleaned, a trailing "/" dropped, so that d,
+// d/, ./d and /abs/d are one lock, and a Lock keeps naming its files
+// whatever the working directory becomes. A path that names no file of its
+// own ("", "/", ".", "..", "d/..") or whose last element is a helper file
+// (see IsHelperFile) would alias another lock's files: it gives an error
+// matching ErrInvalidPath and syscall.EINVAL.
+func NormalizePath(p string) (string, error) {
+	if p == "" {
+		return "", invalidPath(p, "the path is empty")
+	}
+	switch base := filepath.Base(filepath.Clean(p)); {
+	case base == "/" || base == "." || base == "..":
+		return "", invalidPath(p, "it is / or ends in . or .., which name a directory, not a lock file of its own")
+	case IsHelperFile(base):
+		return "", invalidPath(p, "%s is the name of one of the lock protocol's own files (*%s, attempt files, NFS .nfsXXXX files)", base, LockSuffix)
+	}
+	abs, err := filepath.Abs(p)
+	if err != nil {
+		return "", fmt.Errorf("nfslock: %s: making the path absolute: %w", p, err)
+	}
+	return abs, nil
+}
+
+func invalidPath(p, format string, args ...any) error {
+	return &invalidPathError{path: p, reason: fmt.Sprintf(format, args...)}
+}
+
+// An invalidPathError matches both ErrInvalidPath and syscall.EINVAL.
+type invalidPathError struct{ path, reason string }
+
+func (e *invalidPathError) Error() string {
+	return fmt.Sprintf("nfslock: %q is not a lock path: %s", e.path, e.reason)
+}
+
+func (e *invalidPathError) Is(target error) bool {
+	return target == ErrInvalidPath || target == syscall.EINVAL
 }

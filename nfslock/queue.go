@@ -70,7 +70,11 @@ func (q *waitQueues) wakeHead(key string) {
 // the lock on path: for a daemon's status, and for tests that must know a
 // waiter has taken its place in the queue.
 func Waiting(path string) int {
+	path, err := NormalizePath(path)
+	if err != nil {
+		return 0
+	}
 	waiters.mu.Lock()
 	defer waiters.mu.Unlock()
-	return len(waiters.m[lockKey(path)])
+	return len(waiters.m[path])
 }

@@ -31,6 +31,8 @@ func breakMain(args []string) int {
 		err = usageErrorf("nfslock break", "needs exactly one PATH, got %d", len(paths))
 	case !*force:
 		err = usageErrorf("nfslock break", "refusing without --force: it removes the lock even from a live holder; check 'nfslock status %s' first", paths[0])
+	default:
+		err = checkLockPaths("nfslock break", paths[0])
 	}
 	if err != nil {
 		return reportParseError(err, breakHelp)

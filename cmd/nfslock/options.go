@@ -93,10 +93,11 @@ func parseLockArgs(args []string) (lockConfig, error) {
 	switch {
 	case len(args) == 0:
 		return c, usageErrorf("nfslock", "missing PATH and COMMAND")
-	case args[0] == "":
-		return c, usageErrorf("nfslock", "PATH is empty")
 	case len(args) == 1:
 		return c, usageErrorf("nfslock", "missing COMMAND after PATH %s", args[0])
+	}
+	if err := checkLockPaths("nfslock", args[0]); err != nil {
+		return c, err
 	}
 	c.path, args = args[0], args[1:]
 	message := commandLine(args)

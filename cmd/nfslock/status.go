@@ -32,6 +32,9 @@ func statusMain(args []string) int {
 	if err == nil && len(paths) == 0 {
 		err = usageErrorf("nfslock status", "missing PATH")
 	}
+	if err == nil {
+		err = checkLockPaths("nfslock status", paths...)
+	}
 	if err != nil {
 		return reportParseError(err, statusHelp)
 	}

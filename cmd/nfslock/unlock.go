@@ -25,6 +25,9 @@ func unlockMain(args []string) int {
 	if err == nil && len(paths) != 1 {
 		err = usageErrorf("nfslock unlock", "needs exactly one PATH, got %d", len(paths))
 	}
+	if err == nil {
+		err = checkLockPaths("nfslock unlock", paths...)
+	}
 	if err != nil {
 		return reportParseError(err, unlockHelp)
 	}
