@@ -54,8 +54,8 @@ func TestReadShowsCurrentHolderEveryTime(t *testing.T) {
 		t.Errorf("record on disk: %+v, %v", rec, err)
 	}
 	f.Write([]byte(strings.Repeat("x", 5000)))
-	if rec, _ := nfslock.ReadRecord(m.lockPath("r")); len(rec.Message) != maxMessage {
-		t.Errorf("a 5000-byte write set a %d-byte message, want %d", len(rec.Message), maxMessage)
+	if rec, _ := nfslock.ReadRecord(m.lockPath("r")); len(rec.Message) != nfslock.MaxMessageLen {
+		t.Errorf("a 5000-byte write set a %d-byte message, want %d", len(rec.Message), nfslock.MaxMessageLen)
 	}
 	f.Close()
 	waitFor(t, "the lock is released", func() bool { return !m.isHeld("r") })
@@ -71,7 +71,7 @@ func TestFormats(t *testing.T) {
 	}{
 		{FormatText, []string{"host: ", "pid: ", "started: ", "held-since: ", "message: "}},
 		{FormatSexp, []string{"((host ", "(pid ", "(message", "(start_time"}},
-		{FormatJSON, []string{`{"host":`, `"pid":`, `"held_since":`, `"state":"alive"`}},
+		{FormatJSON, []string{`{"state":"alive"`, `"host":`, `"pid":`, `"held_since":`}},
 	} {
 		t.Run(tc.format.String(), func(t *testing.T) {
 			m := mount(t, tc.format)
@@ -248,7 +248,7 @@ func TestBadLockFiles(t *testing.T) {
 	}
 
 	os.WriteFile(m.lockPath("corrupt")+nfslock.LockSuffix, []byte("((host"), 0o644)
-	if data, _ := os.ReadFile(m.path("corrupt")); !strings.HasPrefix(string(data), "corrupt-record: ((host\n") {
+	if data, _ := os.ReadFile(m.path("corrupt")); !strings.Contains(string(data), "\nraw: ((host\n") {
 		t.Errorf("cat of a corrupt record: %q", data)
 	}
 	if err := m.tryOpen("corrupt", syscall.O_NONBLOCK); !errors.Is(err, syscall.EAGAIN) {

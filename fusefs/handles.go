@@ -14,9 +14,6 @@ import (
 	"github.com/nfslockfs/nfslockfs/nfslock"
 )
 
-// maxMessage is the longest message a write sets; longer writes are cut.
-const maxMessage = 4 << 10
-
 // A holdHandle is an open file that holds a lock. The lock belongs to the
 // open file, as with flock(2): descriptors that share it (dup, fork) share
 // the lock, and the kernel's RELEASE after the last close releases it.
@@ -47,10 +44,10 @@ func (h *holdHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.Rea
 }
 
 // Write sets the lock's message to the written text, less one trailing
-// newline and cut to maxMessage bytes; each write replaces the message.
+// newline and cut to nfslock.MaxMessageLen bytes; each write replaces the message.
 func (h *holdHandle) Write(ctx context.Context, data []byte, off int64) (uint32, syscall.Errno) {
 	msg := strings.TrimSuffix(string(data), "\n")
-	msg = msg[:min(len(msg), maxMessage)]
+	msg = msg[:min(len(msg), nfslock.MaxMessageLen)]
 	if err := h.lock.SetMessage(msg); err != nil {
 		h.fsys.log.WithError(err).WithField("path", h.path).Warn("setting the lock's message failed")
 		if errors.Is(err, nfslock.ErrNotLocked) || errors.Is(err, nfslock.ErrLocked) {

@@ -64,13 +64,13 @@ func TestRenderText(t *testing.T) {
 		Since: since,
 		State: nfslock.HolderAlive,
 	}
-	want := "host: node17\npid: 4242\nstarted: 2026-11-27T08:00:00Z\nheld-since: 2026-11-27T08:00:03Z\n" +
+	want := "host: node17\npid: 4242\nstarted: 2026-11-27T08:00:00.000000Z\nheld-since: 2026-11-27T08:00:03.000000Z\n" +
 		"message: make -j8 \"nightly\"\\n\\\\\\xff\n"
 	if got := string(FormatText.render(h)); got != want {
 		t.Errorf("got\n%s\nwant\n%s", got, want)
 	}
 	corrupt := nfslock.Holder{Raw: []byte("((host"), Since: since, State: nfslock.HolderCorrupt}
-	if got, want := string(FormatText.render(corrupt)), "corrupt-record: ((host\nheld-since: 2026-11-27T08:00:03Z\n"; got != want {
+	if got, want := string(FormatText.render(corrupt)), "held-since: 2026-11-27T08:00:03.000000Z\nraw: ((host\n"; got != want {
 		t.Errorf("corrupt: got %q, want %q", got, want)
 	}
 }

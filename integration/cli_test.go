@@ -411,12 +411,12 @@ func TestCLIStatus(t *testing.T) {
 	want := [][]string{
 		{"path: free\nstate: free\n"},
 		{"path: held\n", "state: alive\n", "host: " + host + "\n", "pid: " + strconv.Itoa(h.pid) + "\n", "started: ", "held-since: ", "message: nightly build\n"},
-		{"path: stale\n", "state: dead (stale)\n", "pid: " + strconv.Itoa(stalePid) + "\n", "started: 2001-02-03T04:05:06.000000Z\n"},
-		{"path: foreign\n", "state: unknown (other host)\n", "host: node17.cluster.example.com\n", "pid: 4242\n",
+		{"path: stale\n", "state: dead\n", "pid: " + strconv.Itoa(stalePid) + "\n", "started: 2001-02-03T04:05:06.000000Z\n"},
+		{"path: foreign\n", "state: remote\n", "host: node17.cluster.example.com\n", "pid: 4242\n",
 			"started: 2026-11-27T08:00:00.123456Z\n", "message: make -j8 nightly-build --target=all\n"},
-		{"state: unknown (other host)\n", `message: "first line\nsecond line"` + "\n"},
-		{"path: corrupt\n", "state: corrupt\n", `raw: "node17 4242\n"` + "\n", "held-since: "},
-		{"path: empty\n", "state: corrupt\n", `raw: ""` + "\n"},
+		{"state: remote\n", `message: first line\nsecond line` + "\n"},
+		{"path: corrupt\n", "state: corrupt\n", `raw: node17 4242\n` + "\n", "held-since: "},
+		{"path: empty\n", "state: corrupt\n", "raw: \n"},
 	}
 	if len(blocks) != len(want) {
 		t.Fatalf("status printed %d blocks, want %d:\n%s", len(blocks), len(want), r.stdout)
@@ -475,8 +475,8 @@ func TestCLIStatusJSONReadsCoreRecords(t *testing.T) {
 		if err := json.Unmarshal(expected[got.Path], &want); err != nil {
 			t.Fatal(err)
 		}
-		if got.State != "unknown" || got.Host != want.Host || got.Pid != want.Pid {
-			t.Errorf("%s: state %s, host %s, pid %d; want unknown, %s, %d", got.Path, got.State, got.Host, got.Pid, want.Host, want.Pid)
+		if got.State != "remote" || got.Host != want.Host || got.Pid != want.Pid {
+			t.Errorf("%s: state %s, host %s, pid %d; want remote, %s, %d", got.Path, got.State, got.Host, got.Pid, want.Host, want.Pid)
 		}
 		if msg(got.Message, got.MessageHex) != msg(want.Message, want.MessageHex) {
 			t.Errorf("%s: message %q, want %q", got.Path, msg(got.Message, got.MessageHex), msg(want.Message, want.MessageHex))
@@ -521,7 +521,7 @@ func TestCLIUnlock(t *testing.T) {
 		}
 	}
 	assertHeldBy(t, dir, "held", h.pid)
-	if st := statusJSON(t, dir, "foreign")[0]; st.State != "unknown" {
+	if st := statusJSON(t, dir, "foreign")[0]; st.State != "remote" {
 		t.Errorf("unlock removed another host's lock: state %s", st.State)
 	}
 	if r := runCLI(t, dir, "unlock", "free"); r.code != 0 || !strings.Contains(r.stderr, "not locked") {
@@ -539,12 +539,12 @@ func TestCLIBreak(t *testing.T) {
 	if r.code != 2 || !strings.Contains(r.stderr, "--force") {
 		t.Errorf("break without --force: exit %d, stderr %q; want 2 and a hint at --force", r.code, r.stderr)
 	}
-	if st := statusJSON(t, dir, "foreign")[0]; st.State != "unknown" {
+	if st := statusJSON(t, dir, "foreign")[0]; st.State != "remote" {
 		t.Fatalf("break without --force removed the lock: state %s", st.State)
 	}
 	for _, tc := range []struct{ path, want string }{
 		{"foreign", "host: node17\npid: 4242\n"},
-		{"corrupt", `raw: "((host node17) (pid 42"`},
+		{"corrupt", "raw: ((host node17) (pid 42\n"},
 	} {
 		r := runCLI(t, dir, "break", "--force", tc.path)
 		if r.code != 0 || !strings.HasPrefix(r.stdout, "removed:\npath: "+tc.path+"\n") || !strings.Contains(r.stdout, tc.want) {

@@ -48,7 +48,7 @@ func TestClusterBadRecords(t *testing.T) {
 "$NFSLOCK" status "$EXPORT/$NAME" | head -c 300; echo
 shown=$(cat "$MNT/$NAME"); echo "cat=$?"; echo "${shown:0:300}"
 timeout 0.5 bash -c 'exec 9>"$MNT/$NAME"'; echo "open=$?"`, env)
-		for _, want := range []string{"nonblock=1\n", "timeout=1\n", "state: corrupt\n", "corrupt-record: ", "cat=0\n", "open=124\n"} {
+		for _, want := range []string{"nonblock=1\n", "timeout=1\n", "state: corrupt\n", "raw: ", "cat=0\n", "open=124\n"} {
 			if !strings.Contains(out, want) {
 				t.Errorf("%s: output lacks %q (status, cat: the bytes; nfslock -n, -w and an open through the mount: held):\n%.2000s", tc.name, want, out)
 			}

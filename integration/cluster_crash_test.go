@@ -101,11 +101,11 @@ func TestClusterDeadHost(t *testing.T) {
 		if err := dec.Decode(&s); err != nil {
 			t.Fatalf("status --json: %v: %s", err, out)
 		}
-		if s.State != "unknown" || s.Host != a.name {
-			t.Errorf("%s seen from %s: state %q, host %q; want unknown, %s", s.Path, b.name, s.State, s.Host, a.name)
+		if s.State != "remote" || s.Host != a.name {
+			t.Errorf("%s seen from %s: state %q, host %q; want remote, %s", s.Path, b.name, s.State, s.Host, a.name)
 		}
 	}
-	if out, _ := b.sh(`"$NFSLOCK" status "$EXPORT/bycli"; cat "$MNT/bycli"`); !strings.Contains(out, "state: unknown (other host)") ||
+	if out, _ := b.sh(`"$NFSLOCK" status "$EXPORT/bycli"; cat "$MNT/bycli"`); !strings.Contains(out, "state: remote\n") ||
 		!strings.Contains(out, "host: "+a.name+"\n") || !strings.Contains(out, "message: job on a") {
 		t.Errorf("status and cat on %s do not name the dead host's holder:\n%s", b.name, out)
 	}

@@ -23,6 +23,13 @@ type Record struct {
 // a record whose Host and Message total under 16000 bytes always fits.
 const MaxRecordSize = 64 << 10
 
+// MaxMessageLen is the longest message, in bytes, that this project's
+// programs put in a record: the CLI refuses a longer --message and cuts a
+// command line used as the message, the mount cuts a longer write. It keeps
+// records small for every reader, Core's included. The library itself
+// accepts any message whose record fits in MaxRecordSize.
+const MaxMessageLen = 4 << 10
+
 // Encode returns the record in Core v2's machine layout (no optional spaces,
 // no trailing newline), the layout Core's create_v2 writes, byte for byte:
 // atoms quoted and escaped as Sexplib does, start_time in UTC with six

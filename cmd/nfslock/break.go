@@ -52,6 +52,9 @@ func breakMain(args []string) int {
 		return 1
 	}
 	fmt.Println("removed:")
-	lockView{path: paths[0], holder: &h}.writeText(os.Stdout)
+	if err := (lockView{path: paths[0], holder: &h}).writeText(os.Stdout); err != nil {
+		printError(err)
+		return 1
+	}
 	return 0
 }

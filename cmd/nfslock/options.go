@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/nfslockfs/nfslockfs/nfslock"
 )
 
 // lockConfig is what the command line asks of nfslock's main mode.
@@ -22,11 +24,6 @@ type lockConfig struct {
 	hasMessage   bool // -m given, even as ""
 	verbose      bool
 }
-
-// maxMessage bounds the record's message, as the FUSE filesystem does for
-// messages written to a lock: a record stays small and every reader,
-// Core's included, can read it.
-const maxMessage = 4096
 
 // An option is one of the main mode's options, as flock(1) spells it.
 type option struct {
@@ -53,8 +50,8 @@ var lockOptions = []option{
 		return nil
 	}},
 	{'m', []string{"message"}, "TEXT", func(c *lockConfig, v string) error {
-		if len(v) > maxMessage {
-			return fmt.Errorf("message is %d bytes; at most %d are allowed", len(v), maxMessage)
+		if len(v) > nfslock.MaxMessageLen {
+			return fmt.Errorf("message is %d bytes; at most %d are allowed", len(v), nfslock.MaxMessageLen)
 		}
 		c.message, c.hasMessage = v, true
 		return nil
@@ -111,7 +108,7 @@ func parseLockArgs(args []string) (lockConfig, error) {
 		c.argv = args
 	}
 	if !c.hasMessage {
-		c.message = truncate(message, maxMessage)
+		c.message = truncate(message, nfslock.MaxMessageLen)
 	}
 	return c, nil
 }

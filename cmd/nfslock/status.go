@@ -11,16 +11,17 @@ import (
 const statusHelp = `Usage: nfslock status [--json] PATH...
 
 Show who holds each lock PATH: host, pid, when the holder process started,
-since when it holds the lock, its message, and its state:
-  alive                  a running process of this host
-  dead (stale)           a process of this host that is gone; the next
-                         acquire on this host removes the lock
-  unknown (other host)   a process of another host, whose life cannot be
-                         judged from here
-  free                   nobody holds the lock
-  corrupt                the record does not parse; its bytes are shown
-Blocks are separated by blank lines. With --json, each lock is one JSON
-object on its own line.
+since when it holds the lock, its message (as reads of the lock through an
+nfslockfs mount show them), and its state:
+  alive     a running process of this host
+  dead      a process of this host that is gone: the lock is stale, and the
+            next acquire on this host removes it
+  remote    a process of another host, whose life cannot be judged from here
+  free      nobody holds the lock
+  corrupt   the record does not parse; its bytes are shown as raw
+Backslashes, newlines and other unprintable bytes in a value are escaped as
+in a Go string. Blocks are separated by blank lines. With --json, each lock
+is one JSON object on its own line.
 
 Exit status: 0, or 1 if a lock could not be read (the others are shown).
 `
@@ -46,17 +47,17 @@ func statusMain(args []string) int {
 			code = 1
 			continue
 		}
-		if *asJSON {
-			if err := v.writeJSON(os.Stdout); err != nil {
-				printError(err)
-				return 1
+		write := v.writeJSON
+		if !*asJSON {
+			if shown > 0 {
+				fmt.Println()
 			}
-			continue
+			write = v.writeText
 		}
-		if shown > 0 {
-			fmt.Println()
+		if err := write(os.Stdout); err != nil {
+			printError(err)
+			return 1
 		}
-		v.writeText(os.Stdout)
 		shown++
 	}
 	return code
