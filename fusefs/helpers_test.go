@@ -42,7 +42,7 @@ func mount(t testing.TB, format Format) *testMount {
 func mountBacking(t testing.TB, backing string, format Format) *testMount {
 	t.Helper()
 	testenv.NeedFUSE(t)
-	m := &testMount{backing: backing, dir: t.TempDir(), log: new(testutil.SyncBuffer)}
+	m := &testMount{backing: backing, dir: testutil.MountpointDir(t), log: new(testutil.SyncBuffer)}
 	log := logrus.New()
 	log.SetOutput(m.log)
 	log.SetLevel(logrus.DebugLevel)

@@ -28,8 +28,9 @@ func TestAllowOtherChecksBackingPermissions(t *testing.T) {
 	top := t.TempDir()
 	os.Chmod(top, 0o755)
 	os.Chmod(filepath.Dir(top), 0o755) // the test's own temporary directory
-	backing, mnt := filepath.Join(top, "backing"), filepath.Join(top, "mnt")
-	for _, dir := range []string{backing, mnt, filepath.Join(backing, "open"), filepath.Join(backing, "closed")} {
+	backing, mnt := filepath.Join(top, "backing"), testutil.MountpointDir(t)
+	os.Chmod(mnt, 0o755)
+	for _, dir := range []string{backing, filepath.Join(backing, "open"), filepath.Join(backing, "closed")} {
 		if err := os.Mkdir(dir, 0o755); err != nil {
 			t.Fatal(err)
 		}

@@ -42,7 +42,10 @@ type Server struct {
 // Mount mounts the locks of backingDir on mountpoint, which must be an
 // empty directory, and serves them until the mount goes away (Shutdown, or
 // umount from outside). As root it mounts with mount(2); otherwise with
-// fusermount.
+// fusermount. The dead mount of a killed nfslockfs at mountpoint is
+// detached first; a live one, or a mountpoint that overlaps backingDir, is
+// an error. The mountpoint directory is left immutable, so that nothing can
+// be created in it while no daemon serves it (see prepareMountpoint).
 func Mount(backingDir, mountpoint string, opts Options) (*Server, error) {
 	backing, err := filepath.Abs(backingDir)
 	if err != nil {
@@ -53,22 +56,20 @@ func Mount(backingDir, mountpoint string, opts Options) (*Server, error) {
 	} else if !fi.IsDir() {
 		return nil, fmt.Errorf("backing directory %s is not a directory", backing)
 	}
-	mnt, err := filepath.Abs(mountpoint)
-	if err != nil {
-		return nil, err
-	}
-	if entries, err := os.ReadDir(mnt); err != nil {
-		return nil, fmt.Errorf("mountpoint: %w", err)
-	} else if len(entries) > 0 {
-		return nil, fmt.Errorf("mountpoint %s is not empty", mnt)
+	if backing, err = filepath.EvalSymlinks(backing); err != nil {
+		return nil, fmt.Errorf("backing directory: %w", err)
 	}
 	if opts.Log == nil {
 		opts.Log = logrus.StandardLogger()
 	}
+	direct := os.Geteuid() == 0
+	mnt, err := prepareMountpoint(backing, mountpoint, direct, opts.Log)
+	if err != nil {
+		return nil, err
+	}
 
 	fsys := newFilesystem(opts.Format, opts.Log)
 	root := &dirNode{fsys: fsys, path: backing}
-	direct := os.Geteuid() == 0
 	zero := time.Duration(0)
 	fopts := &fs.Options{
 		// The kernel must not cache what other hosts change.
@@ -108,7 +109,7 @@ func Mount(backingDir, mountpoint string, opts Options) (*Server, error) {
 		}
 		return nil, fmt.Errorf("mounting %s: %w", mnt, err)
 	}
-	opts.Log.WithFields(logrus.Fields{"backing": backing, "mountpoint": mnt, "format": opts.Format}).Info("mounted")
+	opts.Log.WithFields(logrus.Fields{"backing": backing, "mountpoint": mnt, "format": opts.Format.String()}).Info("mounted")
 	return s, nil
 }
 

@@ -48,14 +48,18 @@ func (s *Server) awaitWaiters(ctx context.Context) {
 
 // detach unmounts lazily (MNT_DETACH): the mount leaves the namespace now,
 // and the kernel lets it go when it is no longer in use.
-func (s *Server) detach() error {
-	if s.direct {
-		return syscall.Unmount(s.mountpoint, syscall.MNT_DETACH)
+func (s *Server) detach() error { return detachMount(s.mountpoint, s.direct) }
+
+// detachMount lazily unmounts the FUSE mount at mnt: by umount2(2) if it
+// was mounted directly (as root), else by fusermount.
+func detachMount(mnt string, direct bool) error {
+	if direct {
+		return syscall.Unmount(mnt, syscall.MNT_DETACH)
 	}
 	var err error
 	for _, bin := range []string{"fusermount3", "fusermount"} {
 		var out []byte
-		if out, err = exec.Command(bin, "-u", "-z", s.mountpoint).CombinedOutput(); err == nil {
+		if out, err = exec.Command(bin, "-u", "-z", mnt).CombinedOutput(); err == nil {
 			return nil
 		} else if len(out) > 0 {
 			err = fmt.Errorf("%s: %s", bin, strings.TrimSpace(string(out)))

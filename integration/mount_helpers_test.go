@@ -22,12 +22,21 @@ type daemon struct {
 	err          error         // its exit status, once exited is closed
 }
 
-// startDaemon runs `nfslockfs [options] BACKING MNT` and returns once the
-// mount is up. When t ends, the daemon is stopped and the mount removed.
+// startDaemon runs `nfslockfs [options] BACKING MNT` over a fresh backing
+// directory and mountpoint, and returns once the mount is up. When t ends,
+// the daemon is stopped and the mount removed.
 func startDaemon(t *testing.T, options ...string) *daemon {
 	t.Helper()
 	testenv.NeedFUSE(t)
-	d := &daemon{backing: t.TempDir(), mnt: t.TempDir(), stderr: new(testutil.SyncBuffer), exited: make(chan struct{})}
+	return startDaemonOn(t, t.TempDir(), testutil.MountpointDir(t), options...)
+}
+
+// startDaemonOn is startDaemon over the given backing directory and
+// mountpoint (made by testutil.MountpointDir).
+func startDaemonOn(t *testing.T, backing, mnt string, options ...string) *daemon {
+	t.Helper()
+	testenv.NeedFUSE(t)
+	d := &daemon{backing: backing, mnt: mnt, stderr: new(testutil.SyncBuffer), exited: make(chan struct{})}
 	d.cmd = exec.Command(bin("nfslockfs"), append(options, d.backing, d.mnt)...)
 	d.cmd.Stderr = d.stderr
 	d.cmd.Env = cliEnv()
@@ -60,14 +69,22 @@ func startDaemon(t *testing.T, options ...string) *daemon {
 			t.Logf("nfslockfs log:\n%s", d.stderr)
 		}
 	})
+	// The log says so once the mount is up; the mountinfo alone could be
+	// a dead mount that the daemon is about to replace.
 	deadline := time.Now().Add(10 * time.Second)
-	for !mounted(d.mnt) {
+	for !mounted(d.mnt) || !d.saidMounted() {
 		if d.hasExited() || time.Now().After(deadline) {
 			t.Fatalf("nfslockfs did not mount (%v):\n%s", d.err, d.stderr)
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
 	return d
+}
+
+// saidMounted reports whether the daemon logged that it mounted.
+func (d *daemon) saidMounted() bool {
+	log := d.stderr.String()
+	return strings.Contains(log, "msg=mounted") || strings.Contains(log, `"msg":"mounted"`)
 }
 
 func (d *daemon) hasExited() bool {

@@ -11,6 +11,9 @@ say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 daemon=
 cleanup() {
   [ -n "$daemon" ] && kill -TERM "$daemon" 2>/dev/null && wait "$daemon" 2>/dev/null || true
+  # The daemon leaves its mountpoint immutable, so that nothing can be
+  # created there while no daemon serves it.
+  chattr -i "$mnt" 2>/dev/null || true
   rm -rf "$work"
 }
 trap cleanup EXIT

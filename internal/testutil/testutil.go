@@ -42,6 +42,23 @@ func Names(t testing.TB, dir string) []string {
 	return names
 }
 
+// MountpointDir returns a fresh directory for nfslockfs to mount on, as
+// t.TempDir does. The daemon marks its mountpoint immutable, so that
+// nothing can be created there while no daemon serves it; when t ends, the
+// mark is cleared (as an operator would, with chattr -i) so that the
+// directory can be removed. Mount on it before registering the cleanups
+// that unmount: those then run first.
+func MountpointDir(t testing.TB) string {
+	t.Helper()
+	dir := t.TempDir()
+	t.Cleanup(func() {
+		if out, err := exec.Command("chattr", "-i", dir).CombinedOutput(); err != nil {
+			t.Errorf("chattr -i %s: %v: %s", dir, err, out)
+		}
+	})
+	return dir
+}
+
 // StartWithOutput starts cmd with its standard output and error on a pipe
 // of its own, and returns the pipe's read end, which reaches end of file
 // when every process holding the write end has exited. Not StdoutPipe:

@@ -61,6 +61,9 @@ func (d *daemon) stop() {
 		<-done
 		exec.Command("umount", "-l", d.mnt).Run()
 	}
+	// The daemon leaves its mountpoint immutable (nothing can be created
+	// there while no daemon serves it); the work directory must go.
+	exec.Command("chattr", "-i", d.mnt).Run()
 }
 
 // backingOf maps a path under the mountpoint to the backing directory.
