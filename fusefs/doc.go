@@ -1,3 +1,5 @@
+//go:build linux
+
 // Package fusefs is the nfslockfs filesystem: a FUSE view of a directory of
 // nfslock locks, through which any program takes a cluster-wide lock by
 // opening a file for writing and releases it by closing it, or by dying.
@@ -8,8 +10,8 @@
 // and its command line, so the lock outlives neither the process nor, if the
 // daemon dies, the process's life. The last close of the open file releases
 // it. Reading shows the current holder. Directories mirror the backing
-// directory; the protocol's helper files are hidden. SPEC §4 is the full
-// contract; Mount and Server are the whole API.
+// directory; the protocol's helper files are hidden. README.md describes
+// what each operation does; Mount and Server are the whole API.
 //
 // Limits: Linux only (the caller's signals and identity come from /proc).
 // A lock is the open file's, as with flock(2): descriptors that share it

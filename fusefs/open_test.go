@@ -1,3 +1,5 @@
+//go:build linux
+
 package fusefs
 
 import (
@@ -128,7 +130,7 @@ func TestLockBelongsToTheOpenFile(t *testing.T) {
 	waitFor(t, "the lock is released", func() bool { return !m.isHeld("shared") })
 }
 
-// SPEC §4's release timing: close, then at once a non-blocking open from
+// The mount's release timing: close, then at once a non-blocking open from
 // the same process, must not see the lock still held.
 func TestCloseThenNonBlockingReopen(t *testing.T) {
 	m := mount(t, FormatText)

@@ -1,3 +1,5 @@
+//go:build linux
+
 package fusefs
 
 import (
@@ -45,7 +47,7 @@ type Server struct {
 // fusermount. The dead mount of a killed nfslockfs at mountpoint is
 // detached first; a live one, or a mountpoint that overlaps backingDir, is
 // an error. The mountpoint directory is left immutable, so that nothing can
-// be created in it while no daemon serves it (see prepareMountpoint).
+// be created in it while no daemon serves it (docs/design.md says why).
 func Mount(backingDir, mountpoint string, opts Options) (*Server, error) {
 	backing, err := filepath.Abs(backingDir)
 	if err != nil {

@@ -1,3 +1,5 @@
+//go:build linux
+
 package fusefs
 
 import (
@@ -9,8 +11,8 @@ import (
 	"time"
 )
 
-// Shutdown stops the filesystem as SPEC §4 asks of a daemon told to stop:
-// no more lock-taking opens, blocked opens fail with EINTR, and the mount
+// Shutdown stops the filesystem as a daemon told to stop must: no more
+// lock-taking opens, blocked opens fail with EINTR, and the mount
 // goes away. A mount that is still in use (open lock files) is detached:
 // its holders keep their locks and release them by closing, and the mount
 // disappears with the last of them. Shutdown returns when it has, or when

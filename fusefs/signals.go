@@ -1,9 +1,12 @@
+//go:build linux
+
 package fusefs
 
 import "syscall"
 
 // A blocked open is told of a signal once (FUSE_INTERRUPT); what it does
-// then follows what the signal will do to the caller, as SPEC §4 says:
+// then follows what the signal will do to the caller, as a person would
+// expect:
 //
 //   - a signal that kills the caller (SIGKILL, or a terminating signal
 //     without a handler) fails the open with EINTR at once, so the process

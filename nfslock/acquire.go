@@ -1,3 +1,5 @@
+//go:build linux
+
 package nfslock
 
 import (
@@ -35,8 +37,12 @@ func Acquire(ctx context.Context, path string, opts ...Option) (*Lock, error) {
 		return nil, err
 	}
 	start := time.Now()
-	w := waiters.join(path)
+	w, ahead := waiters.join(path)
 	defer waiters.leave(path, w)
+	if ahead > 0 || heldLocks.get(path) != nil {
+		// It waits without polling: say so, since nothing else will.
+		o.log.WithFields(logrus.Fields{"path": path, "ahead": ahead}).Debug("queued for lock behind this process")
+	}
 	l, err := w.acquire(ctx, path, rec, o.log)
 	if err != nil {
 		return nil, err

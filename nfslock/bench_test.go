@@ -1,3 +1,5 @@
+//go:build linux
+
 package nfslock
 
 import (
@@ -116,7 +118,7 @@ func BenchmarkHandoff(b *testing.B) {
 // waitUntilQueued waits until a waiter is queued for the lock p.
 func waitUntilQueued(b *testing.B, p string) {
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Microsecond) {
-		if Waiting(p) > 0 {
+		if waiting(p) > 0 {
 			return
 		}
 	}

@@ -1,3 +1,5 @@
+//go:build linux
+
 // Package nfslock implements mutual exclusion between processes on many hosts
 // that share a directory over NFS, with the lock-file protocol of Jane
 // Street Core's Lock_file.Nfs, so that its locks and Core's interoperate.
@@ -21,6 +23,7 @@
 // UnlockAll, ...) mirrors Lock_file.Nfs for programs ported from OCaml.
 //
 // Limits: liveness is judged only for holders on this host, by kill(pid, 0)
-// and the process start time in /proc, so the package works on Linux only.
+// and the process start time in /proc, so the package works on Linux only
+// (elsewhere it does not build: its files are constrained to linux).
 // The hostname is read once per process.
 package nfslock

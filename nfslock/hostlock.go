@@ -1,3 +1,5 @@
+//go:build linux
+
 package nfslock
 
 import (
@@ -13,7 +15,7 @@ import (
 // Removals and replacements of a lock file by the processes of one host
 // (release, record change, stale cleanup, break) serialize on a host-local
 // flock, chosen by the lock file's device and inode, rather than on an flock
-// of P.nfs_lock itself as SPEC §2 words it. On an NFS client an flock is
+// of P.nfs_lock itself, the obvious choice. On an NFS client an flock is
 // sent to the server as a byte-range lock: it depends on the lock daemons
 // (NLM, NFSv4 state) this package exists to avoid, can hang with them, and
 // NFSv4 refuses an exclusive one on a read-only descriptor. Cleaners only

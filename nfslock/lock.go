@@ -1,3 +1,5 @@
+//go:build linux
+
 package nfslock
 
 import (
@@ -14,6 +16,12 @@ import (
 
 // A Lock is a lock held by this process (for itself, or for the local
 // process its record names). Its methods are safe for concurrent use.
+//
+// Holding a Lock is a claim, not a guarantee that lasts: an operator on any
+// host can break the lock (Break, nfslock break --force), and another
+// process may take it at once. Nothing tells the holder; it learns it only
+// at its next call on the Lock (Unlock, SetMessage, SetOwner), which fails
+// with an error matching ErrNotLocked, or ErrLocked naming the new holder.
 type Lock struct {
 	path     string // normalized (NormalizePath): the lock's files and its key in this process
 	acquired time.Time
@@ -56,8 +64,8 @@ func TryLock(path string, opts ...Option) (*Lock, error) {
 	return l, nil
 }
 
-// tryAcquire makes one attempt to take the lock at p for rec: SPEC §2's
-// steps 1 to 5, with the held-lock check moved after the link, so that a free
+// tryAcquire makes one attempt to take the lock at p for rec: the
+// protocol's steps (docs/design.md, "Acquiring"), with the held-lock check moved after the link, so that a free
 // lock costs no read. A stale lock is cleaned up and the attempt repeated
 // once. p is normalized.
 func tryAcquire(p string, rec Record) (*Lock, error) {
@@ -111,12 +119,12 @@ func (l *Lock) activate(log logrus.FieldLogger, waited time.Duration) {
 	log.WithFields(logrus.Fields{"path": l.path, "pid": l.rec.Pid, "host": l.rec.Host, "waited": waited}).Info("lock acquired")
 }
 
-// Unlock releases the lock: under the flock that stale-lock cleaners of
-// this host take (see flockedLock), it checks that P.nfs_lock is still the
-// file this Lock created, with the record it wrote, and only then removes P
-// (if the acquisition made it) and P.nfs_lock. A lock removed by someone else gives an error matching
-// ErrNotLocked; one that someone else now holds (after breaking ours) an
-// error matching ErrLocked, and nothing is removed. After a filesystem
+// Unlock releases the lock: under a lock of this host that stale-lock
+// cleaners take too, it checks that P.nfs_lock is still the file this Lock
+// created, with the record it wrote, and only then removes P (if the
+// acquisition made it) and P.nfs_lock. A lock removed by someone else gives
+// an error matching ErrNotLocked; one that someone else now holds (after
+// breaking ours) an error matching ErrLocked, and nothing is removed. After a filesystem
 // error the lock is still held and Unlock may be called again.
 func (l *Lock) Unlock() error {
 	l.mu.Lock()
@@ -188,8 +196,11 @@ func (l *Lock) Record() Record {
 	return l.rec
 }
 
-// SetMessage replaces the record's message. The record is replaced
-// atomically (see replaceRecord), so every host sees the old or the new one.
+// SetMessage replaces the record's message. The new record is renamed over
+// the old one, so every host sees the old or the new one, never a mix, and
+// the lock exists throughout; the lock file keeps its modification time
+// (when the lock was taken). It fails like Unlock if the lock is no longer
+// ours.
 func (l *Lock) SetMessage(msg string) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -198,9 +209,12 @@ func (l *Lock) SetMessage(msg string) error {
 	return l.replaceRecord(rec)
 }
 
-// SetOwner names the local process pid as the holder, with its start time:
-// from then on the lock is stale when pid dies (the CLI names the command it
-// runs, so that killing the CLI alone cannot free the lock).
+// SetOwner names the local process pid as the holder, with its start time,
+// replacing the record as SetMessage does: from then on the lock is stale
+// when pid dies. It is for a lock whose owner is known only after it was
+// taken; when the owner is known before, WithOwner names it from the start
+// (the CLI and the mount do so). It fails like Unlock if the lock is no
+// longer ours.
 func (l *Lock) SetOwner(pid int) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()

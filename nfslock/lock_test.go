@@ -1,3 +1,5 @@
+//go:build linux
+
 package nfslock
 
 import (
@@ -221,7 +223,7 @@ func TestTimeoutInProcessNamesHolder(t *testing.T) {
 				head <- err
 			}()
 			defer func() { cancel(); <-head }()
-			for deadline := time.Now().Add(10 * time.Second); Waiting(p) != 1; time.Sleep(time.Millisecond) {
+			for deadline := time.Now().Add(10 * time.Second); waiting(p) != 1; time.Sleep(time.Millisecond) {
 				if time.Now().After(deadline) {
 					t.Fatal("the first waiter never queued")
 				}
@@ -436,7 +438,7 @@ func TestAcquireServesWaitersInOrder(t *testing.T) {
 			order <- i
 			l.Unlock()
 		})
-		for deadline := time.Now().Add(10 * time.Second); Waiting(p) != i+1; time.Sleep(time.Millisecond) {
+		for deadline := time.Now().Add(10 * time.Second); waiting(p) != i+1; time.Sleep(time.Millisecond) {
 			if time.Now().After(deadline) {
 				t.Fatalf("waiter %d never queued", i)
 			}

@@ -1,3 +1,5 @@
+//go:build linux
+
 package nfslock
 
 import (
@@ -26,8 +28,9 @@ func WithMessage(msg string) Option { return func(o *options) { o.message = msg 
 // opened the file; the CLI names the command it runs.
 func WithOwner(pid int) Option { return func(o *options) { o.owner = pid } }
 
-// WithLogger logs each acquire and release at info level and each poll of a
-// held lock at debug level. Without it the package logs nothing.
+// WithLogger logs each acquire and release at info level, and at debug
+// level each poll of a held lock and a wait queued behind this process (its
+// own lock, or its earlier waiters). Without it the package logs nothing.
 func WithLogger(l logrus.FieldLogger) Option { return func(o *options) { o.log = l } }
 
 var discardLogger = &logrus.Logger{Out: io.Discard, Formatter: new(logrus.TextFormatter), Level: logrus.PanicLevel}

@@ -1,3 +1,5 @@
+//go:build linux
+
 package nfslock
 
 import "sync"
@@ -25,12 +27,14 @@ func (w *waiter) signal() {
 	}
 }
 
-func (q *waitQueues) join(key string) *waiter {
-	w := &waiter{wake: make(chan struct{}, 1)}
+// join queues a new waiter for key and says how many are ahead of it.
+func (q *waitQueues) join(key string) (w *waiter, ahead int) {
+	w = &waiter{wake: make(chan struct{}, 1)}
 	q.mu.Lock()
 	defer q.mu.Unlock()
+	ahead = len(q.m[key])
 	q.m[key] = append(q.m[key], w)
-	return w
+	return w, ahead
 }
 
 func (q *waitQueues) leave(key string, w *waiter) {
@@ -66,10 +70,10 @@ func (q *waitQueues) wakeHead(key string) {
 	}
 }
 
-// Waiting reports how many Acquire calls of this process are waiting for
-// the lock on path: for a daemon's status, and for tests that must know a
-// waiter has taken its place in the queue.
-func Waiting(path string) int {
+// waiting reports how many Acquire calls of this process are waiting for
+// the lock on path, for tests that must know a waiter has taken its place
+// in the queue.
+func waiting(path string) int {
 	path, err := NormalizePath(path)
 	if err != nil {
 		return 0

@@ -1,3 +1,5 @@
+//go:build linux
+
 // Command nfslock is flock(1) for NFS: it holds a lock that every host
 // sharing the filesystem respects while a command runs, and inspects,
 // unlocks and breaks such locks. The locks are Jane Street Core's

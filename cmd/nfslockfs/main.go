@@ -1,7 +1,9 @@
+//go:build linux
+
 // Command nfslockfs mounts a directory of NFS lock files (package nfslock)
 // so that any program takes a cluster-wide lock by opening a file for
 // writing, releases it by closing it or by dying, and `cat` shows who holds
-// it (SPEC §4). It runs in the foreground and unmounts on SIGINT or SIGTERM.
+// it (README.md describes each operation). It runs in the foreground and unmounts on SIGINT or SIGTERM.
 package main
 
 import (
