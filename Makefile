@@ -40,7 +40,7 @@ fuzz:
 demo: build
 	scripts/demo.sh $(BIN)
 
-## bench: the side-by-side benchmarks (peers installed from Debian; needs root); rewrites docs/benchmarks.md and .png
+## bench: the side-by-side benchmarks (peers installed from Debian; needs root); rewrites docs/benchmarks.txt, the tables of docs/benchmarks.md and docs/benchmarks.png
 bench: build
 	GO=$(GO) BIN=$(BIN) BENCHTIME=$(BENCHTIME) BENCHCOUNT=$(BENCHCOUNT) bash bench/run.sh
 

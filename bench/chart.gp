@@ -1,8 +1,9 @@
-# docs/benchmarks.png: the summary of bench/cmd/lockbench as four bar
+# docs/benchmarks.png: the results of bench/cmd/lockbench as four bar
 # charts, ours in red. bench/run.sh runs
 #   gnuplot -e "datafile='DATA'; outfile='PNG'; stamp='DATE'" bench/chart.gp
-# DATA: tab-separated rows "tool" uncontended_us handoff_ms cycles_per_s
-# syscalls_per_cycle ours(0/1), "-" where a figure is missing.
+# DATA (lockbench report -chart): tab-separated rows "tool" cycle_us
+# handoff_median_ms handoff_p90_ms cycles_per_s ours(0/1), "-" where a
+# figure is missing.
 set terminal pngcairo size 1500,1100 font "sans,10"
 set output outfile
 set datafile separator "\t"
@@ -25,12 +26,10 @@ plot datafile using 0:2:(color($6)):xtic(1) with boxes lc rgb variable, \
 set title "Same-host handoff latency, median ms (log)"
 plot datafile using 0:3:(color($6)):xtic(1) with boxes lc rgb variable, \
      '' using 0:3:(label($3)) with labels offset 0,0.6 font "sans,7"
-set title "4 processes contending for one lock, cycles/s (log)"
+set title "Same-host handoff latency, p90 ms (log)"
 plot datafile using 0:4:(color($6)):xtic(1) with boxes lc rgb variable, \
-     '' using 0:4:(sprintf("%.0f", $4)) with labels offset 0,0.6 font "sans,7"
-unset logscale y
-set yrange [0:*]
-set title "Lock-directory system calls per acquire+release (mount: its daemon's)"
+     '' using 0:4:(label($4)) with labels offset 0,0.6 font "sans,7"
+set title "4 processes contending for one lock, cycles/s (log)"
 plot datafile using 0:5:(color($6)):xtic(1) with boxes lc rgb variable, \
-     '' using 0:5:(label($5)) with labels offset 0,0.6 font "sans,7"
+     '' using 0:5:(sprintf("%.0f", $5)) with labels offset 0,0.6 font "sans,7"
 unset multiplot

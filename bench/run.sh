@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # make bench: nfslockfs side by side with the lock tools a cluster user would
-# otherwise pick (issue 6). Installs the peers from Debian if missing, runs
-# the Go benchmarks of the library and the mount (summarized by benchstat)
-# and bench/cmd/lockbench, and rewrites the generated part of $DOC
-# (docs/benchmarks.md) and $PNG (docs/benchmarks.png). Needs root (FUSE
-# mounts, UTS namespaces) and the binaries in $BIN (make build). Arguments
-# go to `lockbench run` (-quick, -only REGEXP, -skip PART,...).
+# otherwise pick. Installs the peers from Debian if missing, runs the Go
+# benchmarks of the library and the mount and bench/cmd/lockbench, writes
+# their results (Go benchmark format, for benchstat) to $RESULTS
+# (docs/benchmarks.txt), and rewrites the generated tables of $DOC
+# (docs/benchmarks.md) and the chart $PNG (docs/benchmarks.png). Needs root
+# (FUSE mounts, UTS namespaces) and the binaries in $BIN (make build).
+# Arguments go to `lockbench run` (-quick, -only REGEXP, -skip PART,...).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,6 +16,7 @@ BENCHTIME=${BENCHTIME:-1s}
 BENCHCOUNT=${BENCHCOUNT:-6}
 DOC=${DOC:-docs/benchmarks.md}
 PNG=${PNG:-docs/benchmarks.png}
+RESULTS=${RESULTS:-docs/benchmarks.txt}
 
 peers=(util-linux liblockfile-bin lockfile-progs procmail python3-flufl.lock libfile-nfslock-perl gnuplot-nox strace)
 missing=()
@@ -51,15 +53,8 @@ echo "bench: go test -bench (count $BENCHCOUNT, benchtime $BENCHTIME)"
 if ! $GO test -run '^$' -bench . -benchtime "$BENCHTIME" -count "$BENCHCOUNT" ./nfslock/ ./fusefs/ | tee "$work/gobench.txt"; then
   echo "bench: some Go benchmarks failed; going on with the rest" >&2
 fi
-benchstat=()
-if GOBIN="$work" $GO install golang.org/x/perf/cmd/benchstat@latest &&
-  "$work/benchstat" "$(date -u +%F)=$work/gobench.txt" >"$work/benchstat.txt"; then
-  benchstat=(-benchstat "$work/benchstat.txt")
-else
-  echo "bench: benchstat unavailable; the doc will lack its summary" >&2
-fi
-
-"$work/lockbench" run -bin "$BIN" -peers bench/peers -doc "$DOC" \
-  -chart "$work/chart.dat" -gobench "$work/gobench.txt" "${benchstat[@]}" "$@" >"$work/report.md"
+"$work/lockbench" run -bin "$BIN" -peers bench/peers "$@" >"$work/lockbench.txt"
+cat "$work/lockbench.txt" "$work/gobench.txt" >"$RESULTS"
+"$work/lockbench" report -doc "$DOC" -chart "$work/chart.dat" "$RESULTS"
 gnuplot -e "datafile='$work/chart.dat'; outfile='$PNG'; stamp='$(date -u '+%Y-%m-%d %H:%M UTC')'" bench/chart.gp
-echo "bench: $DOC and $PNG rewritten"
+echo "bench: $RESULTS, the tables of $DOC and $PNG rewritten"

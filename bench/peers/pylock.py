@@ -2,6 +2,7 @@
 Python-reachable peers, in-process:
 
     python3 pylock.py flufl PATH        flufl.lock.Lock(PATH).lock() / .unlock()
+    python3 pylock.py open PATH         os.open(PATH, O_WRONLY|O_CREAT|O_TRUNC) / os.close: a lock through the nfslockfs mount
     python3 pylock.py liblockfile PATH  liblockfile's lockfile_create("PATH.lock", 100, 0) / lockfile_remove
                                         (the C library, called through ctypes)
 
@@ -21,6 +22,19 @@ def flufl_locker(path):
 
     lock = Lock(path)
     return lock.lock, lock.unlock
+
+
+def open_locker(path):
+    fd = None
+
+    def lock():
+        nonlocal fd
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
+
+    def unlock():
+        os.close(fd)
+
+    return lock, unlock
 
 
 def liblockfile_locker(path):
@@ -76,7 +90,7 @@ def serve(lock, unlock, words):
 
 def main():
     kind, path = sys.argv[1], sys.argv[2]
-    lock, unlock = {"flufl": flufl_locker, "liblockfile": liblockfile_locker}[kind](path)
+    lock, unlock = {"flufl": flufl_locker, "open": open_locker, "liblockfile": liblockfile_locker}[kind](path)
     for line in sys.stdin:
         words = line.split()
         if not words:

@@ -22,7 +22,8 @@ import (
 //	library  nfslock.Acquire and Lock.Unlock
 //	coresim  Core's Lock_file.Nfs v2 attempts and retry policy (see coresim.go)
 //	hold     $LOCKBENCH_HOLD PATH cat: a flock(1)-style command holding the lock while cat runs
-//	pair     $LOCKBENCH_LOCK PATH, then $LOCKBENCH_UNLOCK PATH (if set): separate lock and unlock commands
+//	pair     $LOCKBENCH_LOCK PATH $LOCKBENCH_AFTER, then $LOCKBENCH_UNLOCK PATH (if set):
+//	         separate lock and unlock commands, or one whole cycle (flock -n PATH true)
 func newLocker(tool, path string) (locker, error) {
 	switch tool {
 	case "flock2":
@@ -36,7 +37,7 @@ func newLocker(tool, path string) (locker, error) {
 	case "hold":
 		return &holdLocker{argv: append(toolEnv("LOCKBENCH_HOLD"), path, "cat")}, nil
 	case "pair":
-		p := &pairLocker{lockArgv: append(toolEnv("LOCKBENCH_LOCK"), path)}
+		p := &pairLocker{lockArgv: append(append(toolEnv("LOCKBENCH_LOCK"), path), toolEnv("LOCKBENCH_AFTER")...)}
 		if u := toolEnv("LOCKBENCH_UNLOCK"); len(u) > 0 {
 			p.unlockArgv = append(u, path)
 		}

@@ -66,32 +66,25 @@ func (d *daemon) stop() {
 	exec.Command("chattr", "-i", d.mnt).Run()
 }
 
-// backingOf maps a path under the mountpoint to the backing directory.
-func (d *daemon) backingOf(p string) string {
-	rel, err := filepath.Rel(d.mnt, p)
-	if err != nil {
-		return p
-	}
-	return filepath.Join(d.backing, rel)
-}
-
 // rss returns the daemon's resident set size in bytes.
 func (d *daemon) rss() int64 { return procStatus(d.pid, "VmRSS:") * 1024 }
 
-// isMountpoint reports whether dir is the mount point of a mount.
-func isMountpoint(dir string) bool {
-	data, err := os.ReadFile("/proc/self/mountinfo")
-	if err != nil {
-		return false
-	}
+// procStatus returns the number in a field of /proc/PID/status.
+func procStatus(pid int, field string) int64 {
+	data, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	for _, line := range strings.Split(string(data), "\n") {
-		if f := strings.Fields(line); len(f) > 4 && unescapeMountinfo(f[4]) == dir {
-			return true
+		if v, ok := strings.CutPrefix(line, field); ok {
+			var n int64
+			fmt.Sscan(v, &n)
+			return n
 		}
 	}
-	return false
+	return 0
 }
 
-func unescapeMountinfo(s string) string {
-	return strings.NewReplacer(`\040`, " ", `\011`, "\t", `\012`, "\n", `\134`, `\`).Replace(s)
+// isMountpoint reports whether dir is the root of a mount: on another
+// device than its parent.
+func isMountpoint(dir string) bool {
+	var st, parent syscall.Stat_t
+	return syscall.Stat(dir, &st) == nil && syscall.Stat(filepath.Dir(dir), &parent) == nil && st.Dev != parent.Dev
 }

@@ -15,26 +15,24 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Figure 6: the mount at scale. This process holds many locks at once
-// through the mount (daemon memory, `ls` time), then queues many waiters on
-// one lock (daemon memory, and whether the lock is handed on in the order
-// they came).
-
-type heldScale struct {
-	locks                        int
-	rssBefore, rssHeld, rssAfter int64
-	open, ls, close              time.Duration
-	listed                       int
+// Scale: this process holds many locks at once through the mount (daemon
+// memory, `ls` time), then queues many waiters on one lock (daemon memory,
+// and whether the lock is handed on in the order they came).
+func measureScale(rec *recorder, d *daemon, locks, waiters int) error {
+	if err := holdMany(rec, d, locks); err != nil {
+		return err
+	}
+	return queueMany(rec, d, waiters)
 }
 
-func holdMany(d *daemon, n int) (heldScale, error) {
-	r := heldScale{locks: n, rssBefore: d.rss()}
+func holdMany(rec *recorder, d *daemon, n int) error {
+	rssBefore := d.rss()
 	dir := filepath.Join(d.mnt, "scale-held")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return r, err
+		return err
 	}
 	if err := raiseFileLimit(uint64(n) + 256); err != nil {
-		return r, err
+		return err
 	}
 	fds := make([]int, 0, n)
 	defer func() {
@@ -46,55 +44,49 @@ func holdMany(d *daemon, n int) (heldScale, error) {
 	for i := range n {
 		fd, err := syscall.Open(filepath.Join(dir, fmt.Sprintf("lock-%05d", i)), syscall.O_WRONLY|syscall.O_CREAT|syscall.O_TRUNC|syscall.O_CLOEXEC, 0o666)
 		if err != nil {
-			return r, fmt.Errorf("lock %d of %d: %w", i, n, err)
+			return fmt.Errorf("lock %d of %d: %w", i, n, err)
 		}
 		fds = append(fds, fd)
 	}
-	r.open = time.Since(start)
-	r.rssHeld = d.rss()
+	opened := time.Since(start)
+	rssHeld := d.rss()
 	var out bytes.Buffer
 	ls := exec.Command("ls", dir)
 	ls.Stdout = &out
 	start = time.Now()
 	if err := ls.Run(); err != nil {
-		return r, err
+		return err
 	}
-	r.ls = time.Since(start)
-	r.listed = strings.Count(out.String(), "\n")
+	listed := time.Since(start)
 	start = time.Now()
 	for _, fd := range fds {
 		syscall.Close(fd)
 	}
 	fds = nil
-	r.close = time.Since(start)
+	closed := time.Since(start)
 	time.Sleep(time.Second) // releases follow the closes asynchronously
-	r.rssAfter = d.rss()
-	return r, nil
-}
-
-type waitScale struct {
-	waiters               int
-	rssBefore, rssWaiting int64
-	outOfOrder            int // waiters not served in the place they queued
-	maxDisplacement       int // the farthest a waiter was served from its place
-	drain                 time.Duration
+	rec.sample("ScaleHeld", "mount-go", int64(n), metric{float64(opened) / float64(n), "ns/op"},
+		metric{float64(rssBefore), "rss-before-B"}, metric{float64(rssHeld), "rss-held-B"}, metric{float64(d.rss()), "rss-after-B"},
+		metric{float64(listed), "ls-ns"}, metric{float64(strings.Count(out.String(), "\n")), "names-listed"},
+		metric{float64(closed), "close-all-ns"})
+	return nil
 }
 
 // queueMany queues n waiters on one lock, each a thread of this process
 // blocked in open, started only once the one before it is blocked; then
 // releases the lock and records the order in which they get it. Each waiter
 // releases at once, so the lock passes down the queue.
-func queueMany(d *daemon, n int) (waitScale, error) {
-	r := waitScale{waiters: n, rssBefore: d.rss()}
+func queueMany(rec *recorder, d *daemon, n int) error {
+	rssBefore := d.rss()
 	dir := filepath.Join(d.mnt, "scale-wait")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return r, err
+		return err
 	}
 	lock := filepath.Join(dir, "L")
 	flags := syscall.O_WRONLY | syscall.O_CREAT | syscall.O_TRUNC | syscall.O_CLOEXEC
 	holder, err := syscall.Open(lock, flags, 0o666)
 	if err != nil {
-		return r, err
+		return err
 	}
 	var (
 		mu    sync.Mutex
@@ -125,24 +117,25 @@ func queueMany(d *daemon, n int) (waitScale, error) {
 		if err := waitBlockedInOpen(<-tid); err != nil {
 			syscall.Close(holder)
 			wg.Wait()
-			return r, fmt.Errorf("waiter %d: %w", i, err)
+			return fmt.Errorf("waiter %d: %w", i, err)
 		}
 	}
-	r.rssWaiting = d.rss()
+	rssWaiting := d.rss()
 	start := time.Now()
 	syscall.Close(holder)
 	wg.Wait()
-	r.drain = time.Since(start)
+	drain := time.Since(start)
+	var outOfOrder, farthest int
 	for i, w := range order {
 		if w != i {
-			r.outOfOrder++
-			r.maxDisplacement = max(r.maxDisplacement, i-w, w-i)
+			outOfOrder++
+			farthest = max(farthest, i-w, w-i)
 		}
 	}
-	if len(errs) > 0 {
-		return r, errs[0]
-	}
-	return r, nil
+	rec.sample("ScaleQueue", "mount-go", int64(n), metric{float64(drain) / float64(n), "ns/op"},
+		metric{float64(rssBefore), "rss-before-B"}, metric{float64(rssWaiting), "rss-waiting-B"},
+		metric{float64(outOfOrder), "out-of-order"}, metric{float64(farthest), "farthest-places"})
+	return firstError(errs)
 }
 
 // queueMargin is ample time for the daemon to take a request it was sent

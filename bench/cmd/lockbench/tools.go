@@ -2,45 +2,37 @@ package main
 
 import (
 	"os"
-	"os/exec"
 	"path/filepath"
 )
 
-// A kind says how a tool is used, which decides how it is measured.
-type kind int
-
+// The parts of a run a tool takes part in.
 const (
-	inProcess kind = iota // a library call: cycles are timed inside one process
-	command               // a program run per lock: timed per invocation, net of process starts
-	mountKind             // open/close through the nfslockfs mount
-	control               // no lock at all: the exclusion checker must catch it
+	cycle   = 1 << iota // Cycle: uncontended acquire+release
+	handoff             // Handoff: release to the waiter's acquire, same host
+	contend             // Contend: several processes on one lock, checked for overlaps
 )
 
-// A tool is one way of locking, as a row of the tables.
+// A tool is one way of locking: a row of the tables.
 type tool struct {
-	name   string
-	kind   kind
-	pkg    string // Debian package whose version is reported; "" for ours
-	usage  string // the calls or command lines measured, for the doc
-	starts int    // process starts per acquire+release (commands)
-	slow   bool   // waits by sleeping seconds: handoffs are measured in parallel pairs
-	link   bool   // a link(2)-based NFS lock: the peers our operation counts must beat
-	root   string // directory under which its locks are made
-	flat   bool   // locks directly in root, named slug-MEASUREMENT
-	slug   string // a short unique name
-	notes  string // directory for logs and traces, never under a mount being measured
-	spec   func(lock string) spec
+	name  string // the row's name, as in "BenchmarkCycle/tool=NAME"
+	pkg   string // Debian package whose version is reported; "" for this tree
+	usage string // what one acquire+release is, for the doc
+	parts int
+	slow  bool                     // waits by sleeping seconds: handoffs run in parallel pairs
+	mount bool                     // its locks are under the nfslockfs mount
+	lock  func(name string) string // the lock for one measurement
+	spec  func(lock string) spec
 }
 
 // setup is what the tools need to know about this run.
 type setup struct {
 	self    string // this lockbench binary
-	bin     string // directory of our binaries (nfslock, nfslockfs)
+	bin     string // directory of nfslock and nfslockfs
 	peers   string // bench/peers
-	work    string // directory on the filesystem under test
-	scratch string // for logs and traces: a local directory outside every mount
-	mnt     string // nfslockfs mountpoint, "" when there is no mount
-	flat    bool   // every tool's locks directly in work (and mnt)
+	work    string // directory for the locks, on the filesystem under test
+	scratch string // for logs and traces, outside every mount
+	mnt     string // nfslockfs mountpoint ("" when there is no mount)
+	noop    string // a file of the no-op FUSE filesystem ("" when there is none)
 }
 
 // goWorker is a lockbench worker process using one of the lockers.
@@ -50,117 +42,78 @@ func (s *setup) goWorker(locker string, env ...string) func(string) spec {
 	}
 }
 
+func (s *setup) peer(argv ...string) func(string) spec {
+	return func(lock string) spec { return spec{argv: append(argv[:len(argv):len(argv)], lock)} }
+}
+
 func (s *setup) tools() []*tool {
-	py := func(kind string) func(string) spec {
-		return func(lock string) spec {
-			return spec{argv: []string{"/usr/bin/python3", filepath.Join(s.peers, "pylock.py"), kind, lock}}
-		}
-	}
+	const all = cycle | handoff | contend
 	nfslock := filepath.Join(s.bin, "nfslock")
-	dotlockfile, lockfile := s.unprivileged("dotlockfile"), s.unprivileged("lockfile")
+	py := filepath.Join(s.peers, "pylock.py")
+	open := "open(PATH, O_WRONLY|O_CREAT|O_TRUNC); close(fd)"
 	ts := []*tool{
-		{name: "flock(2), in-process", kind: inProcess, pkg: "linux",
-			usage: "open(PATH, O_RDWR|O_CREAT); flock(fd, LOCK_EX); close(fd)", spec: s.goWorker("flock2")},
-		{name: "flock(1)", kind: command, pkg: "util-linux", starts: 2,
-			usage: "flock PATH cat", spec: s.goWorker("hold", "LOCKBENCH_HOLD=flock")},
-		{name: "liblockfile, in-process", link: true, kind: inProcess, pkg: "liblockfile1", slow: true,
-			usage: `lockfile_create("PATH.lock", 100, 0); lockfile_remove("PATH.lock") (C library, via Python ctypes)`, spec: py("liblockfile")},
-		{name: "dotlockfile", link: true, kind: command, pkg: "liblockfile-bin", starts: 2, slow: true,
-			usage: "dotlockfile -l -r -1 PATH; dotlockfile -u PATH", spec: s.goWorker("pair", "LOCKBENCH_LOCK="+dotlockfile+" -l -r -1", "LOCKBENCH_UNLOCK="+dotlockfile+" -u")},
-		{name: "lockfile-progs", link: true, kind: command, pkg: "lockfile-progs", starts: 2, slow: true,
-			usage: "lockfile-create PATH; lockfile-remove PATH", spec: s.goWorker("pair", "LOCKBENCH_LOCK=lockfile-create", "LOCKBENCH_UNLOCK=lockfile-remove")},
-		{name: "lockfile (procmail)", link: true, kind: command, pkg: "procmail", starts: 2, slow: true,
-			usage: "lockfile PATH; rm -f PATH", spec: s.goWorker("pair", "LOCKBENCH_LOCK="+lockfile, "LOCKBENCH_UNLOCK=rm -f")},
-		{name: "flufl.lock, in-process", link: true, kind: inProcess, pkg: "python3-flufl.lock", slow: true,
-			usage: "l = flufl.lock.Lock(PATH); l.lock(); l.unlock()", spec: py("flufl")},
-		{name: "File::NFSLock, in-process", link: true, kind: inProcess, pkg: "libfile-nfslock-perl", slow: true,
+		{name: "true", pkg: "coreutils", usage: "true (a process start, for the commands' rows)", parts: cycle,
+			spec: s.goWorker("pair", "LOCKBENCH_LOCK=true")},
+		{name: "go-noop", usage: "lockbench noop (a Go program's start)", parts: cycle,
+			spec: s.goWorker("pair", "LOCKBENCH_LOCK="+s.self+" noop")},
+		{name: "flock2", pkg: "linux", usage: "open(PATH, O_RDWR|O_CREAT); flock(fd, LOCK_EX); close(fd)", parts: all,
+			spec: s.goWorker("flock2")},
+		{name: "flock1", pkg: "util-linux", usage: "flock PATH cat", parts: all,
+			spec: s.goWorker("hold", "LOCKBENCH_HOLD=flock")},
+		{name: "flock1-n", pkg: "util-linux", usage: "flock -n PATH true", parts: cycle,
+			spec: s.goWorker("pair", "LOCKBENCH_LOCK=flock -n", "LOCKBENCH_AFTER=true")},
+		{name: "liblockfile", pkg: "liblockfile1", slow: true, parts: all,
+			usage: `lockfile_create("PATH.lock", 100, 0); lockfile_remove (C library via Python ctypes)`,
+			spec:  s.peer("/usr/bin/python3", py, "liblockfile")},
+		{name: "dotlockfile", pkg: "liblockfile-bin", slow: true, parts: all,
+			usage: "dotlockfile -l -r -1 PATH; dotlockfile -u PATH",
+			spec:  s.goWorker("pair", "LOCKBENCH_LOCK=dotlockfile -l -r -1", "LOCKBENCH_UNLOCK=dotlockfile -u")},
+		{name: "lockfile-progs", pkg: "lockfile-progs", slow: true, parts: all,
+			usage: "lockfile-create PATH; lockfile-remove PATH",
+			spec:  s.goWorker("pair", "LOCKBENCH_LOCK=lockfile-create", "LOCKBENCH_UNLOCK=lockfile-remove")},
+		{name: "procmail-lockfile", pkg: "procmail", slow: true, parts: all, usage: "lockfile PATH; rm -f PATH",
+			spec: s.goWorker("pair", "LOCKBENCH_LOCK=lockfile", "LOCKBENCH_UNLOCK=rm -f")},
+		{name: "flufl.lock", pkg: "python3-flufl.lock", slow: true, parts: all,
+			usage: "l = flufl.lock.Lock(PATH); l.lock(); l.unlock()", spec: s.peer("/usr/bin/python3", py, "flufl")},
+		{name: "File-NFSLock", pkg: "libfile-nfslock-perl", slow: true, parts: all,
 			usage: "File::NFSLock->new({file => PATH, lock_type => LOCK_EX}); ->unlock",
-			spec: func(lock string) spec {
-				return spec{argv: []string{"perl", filepath.Join(s.peers, "perllock.pl"), lock}}
-			}},
-		{name: "nfslock library, in-process", kind: inProcess,
-			usage: "l, _ := nfslock.Acquire(ctx, PATH); l.Unlock()", spec: s.goWorker("library")},
-		{name: "nfslock CLI", kind: command, starts: 2,
-			usage: "nfslock PATH cat", spec: s.goWorker("hold", "LOCKBENCH_HOLD="+nfslock)},
+			spec:  s.peer("perl", filepath.Join(s.peers, "perllock.pl"))},
+		{name: "nfslock-lib", usage: "l, _ := nfslock.Acquire(ctx, PATH); l.Unlock()", parts: all,
+			spec: s.goWorker("library")},
+		{name: "nfslock-cli", usage: "nfslock PATH cat", parts: all,
+			spec: s.goWorker("hold", "LOCKBENCH_HOLD="+nfslock)},
+		{name: "nfslock-cli-n", usage: "nfslock -n PATH true", parts: cycle,
+			spec: s.goWorker("pair", "LOCKBENCH_LOCK="+nfslock+" -n", "LOCKBENCH_AFTER=true")},
 	}
 	if s.mnt != "" {
-		ts = append(ts, &tool{name: "nfslockfs mount", kind: mountKind,
-			usage: "open(MOUNT/PATH, O_WRONLY|O_CREAT|O_TRUNC); close(fd) (as exec 9>PATH)", spec: s.goWorker("open")})
+		ts = append(ts,
+			&tool{name: "mount-go", mount: true, usage: open + " (Go, syscall package)", parts: all, spec: s.goWorker("open")},
+			&tool{name: "mount-py", mount: true, usage: "os.close(os.open(PATH, os.O_WRONLY|os.O_CREAT|os.O_TRUNC)) (Python)",
+				parts: cycle | handoff, spec: s.peer("/usr/bin/python3", py, "open")},
+			&tool{name: "mount-bash", mount: true, usage: `exec 9>"PATH"; exec 9>&- (bash)`, parts: cycle | handoff,
+				spec: s.peer("bash", filepath.Join(s.peers, "bashlock.sh"))},
+			&tool{name: "mount-flock1", mount: true, pkg: "util-linux", usage: "flock MOUNT/PATH cat",
+				parts: cycle | handoff, spec: s.goWorker("hold", "LOCKBENCH_HOLD=flock")})
 	}
-	ts = append(ts, &tool{name: "control: open/close, no lock", kind: control,
-		usage: "open(PATH, O_WRONLY|O_CREAT|O_TRUNC); close(fd)", spec: s.goWorker("open")})
-	for i, t := range ts {
-		t.slug, t.flat = slug(i), s.flat
-		switch {
-		case s.flat && t.kind == mountKind:
-			t.root = s.mnt
-		case s.flat:
-			t.root = s.work
-		case t.kind == mountKind:
-			t.root = filepath.Join(s.mnt, "bench", t.slug)
-		default:
-			t.root = filepath.Join(s.work, "tools", t.slug)
+	if s.noop != "" {
+		ts = append(ts, &tool{name: "fuse-noop", usage: open + " on a FUSE file whose open and release do nothing (the mount's floor)",
+			parts: cycle, lock: func(string) string { return s.noop }, spec: s.goWorker("open")})
+	}
+	ts = append(ts, &tool{name: "control", usage: open + ", no lock: the overlap checker must catch it",
+		parts: contend, spec: s.goWorker("open")})
+	for _, t := range ts {
+		if t.lock != nil {
+			continue
 		}
-		t.notes = filepath.Join(s.scratch, t.slug)
+		root := filepath.Join(s.work, "tools", t.name)
+		if t.mount {
+			root = filepath.Join(s.mnt, t.name)
+		}
+		t.lock = func(name string) string {
+			dir := filepath.Join(root, name)
+			os.MkdirAll(dir, 0o755) // a failure shows at the first lock
+			return filepath.Join(dir, "L")
+		}
 	}
 	return ts
 }
-
-// unprivileged returns a copy of a setgid command without the setgid bit,
-// made once in the scratch directory. As root, the command works the same
-// without it; with it, the kernel keeps it out of FUSE mounts that only
-// their owner may use, such as faultfs's.
-func (s *setup) unprivileged(name string) string {
-	copied := filepath.Join(s.scratch, "bin", name)
-	if _, err := os.Stat(copied); err == nil {
-		return copied
-	}
-	path, err := exec.LookPath(name)
-	if err != nil {
-		return name // the worker reports it missing
-	}
-	data, err := os.ReadFile(path)
-	if err == nil {
-		err = os.MkdirAll(filepath.Dir(copied), 0o755)
-	}
-	if err == nil {
-		err = os.WriteFile(copied, data, 0o755)
-	}
-	if err != nil {
-		return path
-	}
-	return copied
-}
-
-// baselines are the process start-ups that command rows are net of.
-func (s *setup) baselines() (cStart, goStart *tool) {
-	return &tool{name: "true", kind: command, starts: 1, root: filepath.Join(s.work, "tools", "true"),
-			notes: filepath.Join(s.scratch, "true"), usage: "true", spec: s.goWorker("pair", "LOCKBENCH_LOCK=true")},
-		&tool{name: "a Go program", kind: command, starts: 1, root: filepath.Join(s.work, "tools", "gostart"),
-			notes: filepath.Join(s.scratch, "gostart"), usage: "lockbench noop", spec: s.goWorker("pair", "LOCKBENCH_LOCK="+s.self+" noop")}
-}
-
-// lockPath returns the lock for one measurement of t: L in a fresh
-// directory of its own or, for a flat tool, a name of its own directly in
-// its root. (On faultfs every directory level costs a LOOKUP per call, which
-// a real NFS client, caching directories, would not send.)
-func (t *tool) lockPath(name string) (string, error) {
-	if t.flat {
-		return filepath.Join(t.root, t.slug+"-"+name), nil
-	}
-	dir, err := t.lockDir(name)
-	return filepath.Join(dir, "L"), err
-}
-
-// lockDir makes a fresh directory for one measurement of t.
-func (t *tool) lockDir(name string) (string, error) {
-	d := filepath.Join(t.root, name)
-	return d, os.MkdirAll(d, 0o755)
-}
-
-// notesFile returns a file name for t's logs and traces, making its directory.
-func (t *tool) notesFile(name string) (string, error) {
-	return filepath.Join(t.notes, name), os.MkdirAll(t.notes, 0o755)
-}
-
-func slug(i int) string { return string(rune('a'+i/26)) + string(rune('a'+i%26)) }

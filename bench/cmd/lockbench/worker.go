@@ -99,16 +99,16 @@ func serve(l locker, f []string) (string, error) {
 		if err != nil {
 			return "", err
 		}
-		n, elapsed, err := contend(l, int64(ms)*1e6, f[2], f[3])
+		n, elapsed, err := contendLoop(l, int64(ms)*1e6, f[2], f[3])
 		return fmt.Sprintf("ok %d %d", n, elapsed), err
 	}
 	return "", fmt.Errorf("bad command %q", strings.Join(f, " "))
 }
 
-// contend takes and releases the lock until d ns have passed, appending
+// contendLoop takes and releases the lock until d ns have passed, appending
 // "id +" after each acquire and "id -" before each release to the log, with
 // O_APPEND writes that land whole and in order (see checkLog).
-func contend(l locker, d int64, log, id string) (cycles int, elapsed int64, err error) {
+func contendLoop(l locker, d int64, log, id string) (cycles int, elapsed int64, err error) {
 	f, err := os.OpenFile(log, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
 	if err != nil {
 		return 0, 0, err
