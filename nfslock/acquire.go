@@ -120,6 +120,9 @@ func (w *waiter) waitForChange(ctx context.Context, watch *releaseWatch, poll *b
 // unchanged reports, at the cost of one lstat, whether the lock is still as
 // it was when e was made: the same file, and a local holder still alive.
 func (e *HeldError) unchanged() bool {
+	if !e.leaseEnd.IsZero() && !now().Before(e.leaseEnd) {
+		return false // judge the lease again
+	}
 	fi, err := os.Lstat(lockFile(e.Path))
 	if err != nil || !fileIDOf(fi).equal(e.file) {
 		return false

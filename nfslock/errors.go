@@ -29,7 +29,8 @@ type HeldError struct {
 	// between the attempt and the read.
 	Holder Holder
 
-	file fileID // which version of P.nfs_lock was read
+	file     fileID    // which version of P.nfs_lock was read
+	leaseEnd time.Time // when the lease it is held by may have expired, by the local clock
 }
 
 func (e *HeldError) Error() string {

@@ -48,6 +48,10 @@ type Holder struct {
 	// round trip. It is nil when nothing was read: for a lock this process
 	// holds, which a HeldError describes from memory.
 	File os.FileInfo
+	// Lease is set in a lease directory (see LeaseFile). There, Since is
+	// the acquisition time its holder declared (the lock file's mtime is
+	// the last renewal), when it declared one.
+	Lease *Lease
 }
 
 // fileID identifies one version of P.nfs_lock, so that a waiter can tell
@@ -101,7 +105,11 @@ func readLockFile(p string) (Holder, fileID, error) {
 	if err != nil {
 		return h, id, err
 	}
-	return judge(h), id, nil
+	j := judge(h)
+	if j.Lease = leaseOf(p, j, id.ino); j.Lease != nil && !j.Lease.HeldSince.IsZero() {
+		j.Since = j.Lease.HeldSince
+	}
+	return j, id, nil
 }
 
 // readLockBytes reads P.nfs_lock in one open, fstat, read, close, filling

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"syscall"
+	"time"
 )
 
 // linkFile is link(2); tests replace it to lose the reply of a link that
@@ -18,6 +19,7 @@ var linkFile = os.Link
 type attempt struct {
 	name     string
 	dev, ino uint64
+	mtime    time.Time // set by the server: in a lease directory, when the lease begins
 }
 
 // writeAttempt creates an attempt file for p holding data. The file is
@@ -43,7 +45,7 @@ func writeAttempt(p string, data []byte) (attempt, error) {
 		return attempt{}, err
 	}
 	st := fi.Sys().(*syscall.Stat_t)
-	return attempt{name: name, dev: st.Dev, ino: st.Ino}, nil
+	return attempt{name: name, dev: st.Dev, ino: st.Ino, mtime: fi.ModTime()}, nil
 }
 
 // linkTo links the attempt file to target and reports whether target is now

@@ -33,6 +33,8 @@ type Lock struct {
 	dev, ino uint64 // P.nfs_lock's identity: release checks it is still ours
 	ownsP    bool   // P is our record's second name, to remove on release
 	released bool
+
+	lease *heldLease // nil outside a lease directory (see LeaseFile)
 }
 
 // TryLock takes the lock on path if it is free (or stale), without waiting.
@@ -76,9 +78,14 @@ func tryAcquire(p string, rec Record) (*Lock, error) {
 	if err != nil {
 		return nil, err
 	}
+	lease, err := dirLease(p)
+	if err != nil {
+		return nil, err
+	}
 	const maxTries = 3 // the lock may be released, or cleaned, under our feet
 	cleaned := false
 	for try := 1; ; try++ {
+		start := now()
 		a, err := writeAttempt(p, data)
 		if err != nil {
 			return nil, createError(p, err)
@@ -86,7 +93,13 @@ func tryAcquire(p string, rec Record) (*Lock, error) {
 		linked, err := a.linkTo(lockFile(p))
 		if linked {
 			ownsP := a.becomeP(p)
-			return &Lock{path: p, rec: rec, data: data, dev: a.dev, ino: a.ino, ownsP: ownsP}, nil
+			l := &Lock{path: p, rec: rec, data: data, dev: a.dev, ino: a.ino, ownsP: ownsP}
+			if lease > 0 {
+				if err := l.startLease(lease, start, a.mtime); err != nil {
+					return nil, err
+				}
+			}
+			return l, nil
 		}
 		os.Remove(a.name)
 		if err != nil {
@@ -106,6 +119,17 @@ func tryAcquire(p string, rec Record) (*Lock, error) {
 			}
 			cleaned = true
 			continue
+		case h.Lease != nil && h.State != HolderDead:
+			broken, retryAt, err := breakIfExpired(p, h, id)
+			if err != nil {
+				return nil, err
+			}
+			if broken && try < maxTries {
+				continue
+			}
+			held := h.heldError(p, id)
+			held.leaseEnd = retryAt
+			return nil, held
 		}
 		return nil, h.heldError(p, id)
 	}
@@ -116,6 +140,9 @@ func (l *Lock) activate(log logrus.FieldLogger, waited time.Duration) {
 	l.acquired = time.Now()
 	l.log = log
 	heldLocks.add(l)
+	if l.lease != nil {
+		renewals.add(l.lease)
+	}
 	log.WithFields(logrus.Fields{"path": l.path, "pid": l.rec.Pid, "host": l.rec.Host, "waited": waited}).Info("lock acquired")
 }
 
@@ -131,6 +158,10 @@ func (l *Lock) Unlock() error {
 	defer l.mu.Unlock()
 	if l.released {
 		return fmt.Errorf("nfslock: %s: already released: %w", l.path, ErrNotLocked)
+	}
+	if err := l.leaseErr(); err != nil {
+		l.forget()
+		return err
 	}
 	fl, err := l.openOwned()
 	if err != nil {
@@ -174,6 +205,9 @@ func (l *Lock) openOwned() (*flockedLock, error) {
 // forget marks the lock released and hands it to the next waiter of this
 // process. Called with l.mu held.
 func (l *Lock) forget() {
+	if l.lease != nil {
+		l.lease.end()
+	}
 	l.released = true
 	heldLocks.remove(l)
 	waiters.wakeHead(l.path)
@@ -234,6 +268,9 @@ func (l *Lock) replaceRecord(rec Record) error {
 	if l.released {
 		return fmt.Errorf("nfslock: %s: already released: %w", l.path, ErrNotLocked)
 	}
+	if err := l.leaseErr(); err != nil {
+		return err
+	}
 	data, err := encodeFor(l.path, rec)
 	if err != nil {
 		return err
@@ -259,12 +296,22 @@ func (l *Lock) replaceRecord(rec Record) error {
 			os.Remove(copyForP) // the link may have happened, its reply lost
 		}
 	}
+	if l.lease != nil {
+		l.lease.replacing(a.ino)
+	}
 	if err := rename(a.name, lockFile(l.path)); err != nil {
 		os.Remove(a.name)
 		if haveCopy {
 			os.Remove(copyForP)
 		}
+		if l.lease != nil {
+			l.lease.replaced(l.ino)
+		}
 		return pathError(l.path, err)
+	}
+	if l.lease != nil {
+		l.lease.replaced(a.ino)
+		l.lease.redeclare(a.ino)
 	}
 	if haveCopy && rename(copyForP, l.path) != nil {
 		os.Remove(copyForP)

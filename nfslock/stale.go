@@ -89,6 +89,12 @@ func removeIfUnchanged(p string, raw []byte) (bool, error) {
 	if !bytes.Equal(fl.Raw, raw) {
 		return false, nil
 	}
+	if dur, err := dirLease(p); err == nil && dur > 0 {
+		// Breakers on other hosts may be removing this very version:
+		// removals other than the holder's own go through a claim.
+		removed, _, err := claimAndRemove(p, fl, dur)
+		return removed, err
+	}
 	if err := removeLockFiles(p); err != nil {
 		if errors.Is(err, os.ErrNotExist) {
 			return false, nil // removed by a process outside the flock (Core)
