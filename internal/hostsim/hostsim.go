@@ -153,3 +153,28 @@ func (h *Host) Kill() error {
 		return fmt.Errorf("hostsim: host %s: processes still alive %v after SIGKILL", h.name, killTimeout)
 	}
 }
+
+// Signal sends sig to every process of the host, its init included: with
+// SIGSTOP the host freezes as a machine that hangs (a stuck hypervisor, a
+// long swap storm), and SIGCONT thaws it. Processes that start while it
+// runs may be missed.
+func (h *Host) Signal(sig syscall.Signal) error {
+	ns, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/pid", h.init.Process.Pid))
+	if err != nil {
+		return fmt.Errorf("hostsim: host %s: %w", h.name, err)
+	}
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return fmt.Errorf("hostsim: host %s: %w", h.name, err)
+	}
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if link, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/pid", pid)); err == nil && link == ns {
+			syscall.Kill(pid, sig)
+		}
+	}
+	return nil
+}
