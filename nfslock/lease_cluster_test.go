@@ -10,13 +10,13 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/nfslockfs/nfslockfs/internal/hostsim"
 	"github.com/nfslockfs/nfslockfs/internal/testenv"
+	"github.com/nfslockfs/nfslockfs/internal/testutil"
 )
 
 // Leases across simulated hosts (package hostsim: own hostname and pids,
@@ -44,8 +44,7 @@ func applySkew() error {
 	if err != nil {
 		return err
 	}
-	skewed := func() time.Time { return time.Unix(0, time.Now().Add(d).UnixNano()) }
-	localClock.Store(&skewed)
+	localClock.Store(skewedClock(d))
 	return nil
 }
 
@@ -175,8 +174,7 @@ type hostChild struct {
 	stdin  interface{ Close() error }
 	write  func(string) error
 	lines  chan string
-	stderr *strings.Builder
-	mu     *sync.Mutex
+	stderr *testutil.SyncBuffer
 }
 
 // startHostChild starts this test binary in h playing role, with env added.
@@ -194,8 +192,8 @@ func startHostChild(ctx context.Context, t *testing.T, h *hostsim.Host, role str
 		t.Fatal(err)
 	}
 	c := &hostChild{name: h.Name() + "/" + role, cmd: cmd, stdin: stdin, lines: make(chan string, 64),
-		stderr: new(strings.Builder), mu: new(sync.Mutex)}
-	cmd.Stderr = lockedWriter{c.mu, c.stderr}
+		stderr: new(testutil.SyncBuffer)}
+	cmd.Stderr = c.stderr
 	c.write = func(s string) error { _, err := stdin.Write([]byte(s + "\n")); return err }
 	c.kill = func() error { return cmd.Process.Kill() }
 	if err := cmd.Start(); err != nil {
@@ -215,22 +213,7 @@ func startHostChild(ctx context.Context, t *testing.T, h *hostsim.Host, role str
 	return c
 }
 
-type lockedWriter struct {
-	mu *sync.Mutex
-	b  *strings.Builder
-}
-
-func (w lockedWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.Write(p)
-}
-
-func (c *hostChild) errors() string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.stderr.String()
-}
+func (c *hostChild) errors() string { return c.stderr.String() }
 
 // expect waits up to d for the child's next line, which must start with
 // want, and returns it.

@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/nfslockfs/nfslockfs/internal/testutil"
 )
 
 // testLease is the lease of the test directories: long enough for a loaded
@@ -32,9 +34,14 @@ func leaseDir(t *testing.T, d time.Duration) string {
 // comparison of them with a file's time would be off by d.
 func skewClock(t *testing.T, d time.Duration) {
 	t.Helper()
-	skewed := func() time.Time { return time.Unix(0, time.Now().Add(d).UnixNano()) }
-	prev := localClock.Swap(&skewed)
+	prev := localClock.Swap(skewedClock(d))
 	t.Cleanup(func() { localClock.Store(prev) })
+}
+
+// skewedClock is a local clock d away from the machine's.
+func skewedClock(d time.Duration) *func() time.Time {
+	f := func() time.Time { return time.Unix(0, time.Now().Add(d).UnixNano()) }
+	return &f
 }
 
 // plantExpired writes a lock of a holder on another host whose last renewal
@@ -95,25 +102,12 @@ func TestNoLeaseWithoutOptIn(t *testing.T) {
 	if err := l.Unlock(); err != nil {
 		t.Fatal(err)
 	}
-	if names := dirNames(t, filepath.Dir(p)); len(names) != 0 {
+	if names := testutil.Names(t, filepath.Dir(p)); len(names) != 0 {
 		t.Errorf("left in the directory: %q", names)
 	}
 	if err := l.Err(); !errors.Is(err, ErrNotLocked) {
 		t.Errorf("Err after Unlock: %v, want ErrNotLocked", err)
 	}
-}
-
-func dirNames(t *testing.T, dir string) []string {
-	t.Helper()
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var names []string
-	for _, e := range entries {
-		names = append(names, e.Name())
-	}
-	return names
 }
 
 // Tokens grow by one per acquisition, and a held lease is renewed on the
@@ -203,7 +197,7 @@ func TestExpiredLeaseIsBroken(t *testing.T) {
 	if l.Token() <= token {
 		t.Errorf("token after a break: %d, want more than %d", l.Token(), token)
 	}
-	if names := dirNames(t, filepath.Dir(p)); len(names) != 4 { // lease file, P, P.nfs_lock, token file
+	if names := testutil.Names(t, filepath.Dir(p)); len(names) != 4 { // lease file, P, P.nfs_lock, token file
 		t.Errorf("left in the directory: %q", names)
 	}
 }
@@ -272,7 +266,7 @@ func TestBreakClaims(t *testing.T) {
 	if _, err := os.Lstat(lockFile(p)); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("lock not removed: %v", err)
 	}
-	if names := dirNames(t, filepath.Dir(p)); len(names) != 1 {
+	if names := testutil.Names(t, filepath.Dir(p)); len(names) != 1 {
 		t.Errorf("left in the directory: %q, want only the lease file", names)
 	}
 }
