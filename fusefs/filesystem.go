@@ -19,6 +19,7 @@ import (
 type filesystem struct {
 	format Format
 	log    logrus.FieldLogger
+	events Events
 
 	// opening ends when the daemon stops taking lock-taking opens (see
 	// Server.Shutdown): blocked opens then fail with EINTR, new ones with
@@ -35,9 +36,9 @@ type filesystem struct {
 // errStopping is why blocked opens fail when the daemon stops.
 var errStopping = errors.New("nfslockfs is shutting down")
 
-func newFilesystem(format Format, log logrus.FieldLogger) *filesystem {
+func newFilesystem(format Format, log logrus.FieldLogger, events Events) *filesystem {
 	opening, stop := context.WithCancelCause(context.Background())
-	return &filesystem{format: format, log: log, opening: opening, cancelOpening: stop, held: make(map[string]*holdHandle)}
+	return &filesystem{format: format, log: log, events: events, opening: opening, cancelOpening: stop, held: make(map[string]*holdHandle)}
 }
 
 // recordText returns what a read of the lock at path shows now: the
@@ -83,15 +84,20 @@ func (fsys *filesystem) release(h *holdHandle) {
 		for try := 1; ; try++ {
 			err := h.lock.Unlock()
 			if err == nil {
+				fsys.events.Release(Released, time.Since(h.since))
 				return
 			}
 			log := fsys.log.WithError(err).WithField("path", h.path)
 			if errors.Is(err, nfslock.ErrNotLocked) || errors.Is(err, nfslock.ErrLocked) {
 				log.Warn("lock was broken before its release")
+				h.noteBroken()
+				fsys.events.Release(WasBroken, time.Since(h.since))
 				return
 			}
+			fsys.events.BackingError(OpRelease, errnoOf(err))
 			if fsys.opening.Err() != nil && try >= stoppingReleaseTries {
 				log.Warn("releasing lock failed; giving up as the daemon stops")
+				fsys.events.Release(Abandoned, time.Since(h.since))
 				return
 			}
 			if try == 1 {

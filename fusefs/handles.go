@@ -25,6 +25,8 @@ type holdHandle struct {
 	lock     *nfslock.Lock
 	path     string
 	owner    caller
+	since    time.Time     // when the lock was taken
+	broken   atomic.Bool   // the lock was found broken (told to Events once)
 	closedAt atomic.Int64  // UnixNano of the last FLUSH: a close of one of its descriptors
 	released chan struct{} // closed when the lock has been released
 	reader   recordReader
@@ -38,7 +40,15 @@ var (
 )
 
 func newHoldHandle(fsys *filesystem, lock *nfslock.Lock, path string, owner caller) *holdHandle {
-	return &holdHandle{fsys: fsys, lock: lock, path: path, owner: owner, released: make(chan struct{})}
+	return &holdHandle{fsys: fsys, lock: lock, path: path, owner: owner, since: time.Now(), released: make(chan struct{})}
+}
+
+// noteBroken tells the mount's Events that h's lock was found broken, the
+// first time it is.
+func (h *holdHandle) noteBroken() {
+	if !h.broken.Swap(true) {
+		h.fsys.events.Broken()
+	}
 }
 
 func (h *holdHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
@@ -53,8 +63,10 @@ func (h *holdHandle) Write(ctx context.Context, data []byte, off int64) (uint32,
 	if err := h.lock.SetMessage(msg); err != nil {
 		h.fsys.log.WithError(err).WithField("path", h.path).Warn("setting the lock's message failed")
 		if errors.Is(err, nfslock.ErrNotLocked) || errors.Is(err, nfslock.ErrLocked) {
+			h.noteBroken()
 			return 0, syscall.ENOLCK // the lock was broken: this file no longer holds it
 		}
+		h.fsys.events.BackingError(OpWrite, errnoOf(err))
 		return 0, errnoOf(err)
 	}
 	return uint32(len(data)), 0
@@ -121,6 +133,7 @@ func (r *recordReader) read(fsys *filesystem, path string, dest []byte, off int6
 	if off == 0 || r.text == nil {
 		text, err := fsys.recordText(path)
 		if err != nil {
+			fsys.events.BackingError(OpRead, errnoOf(err))
 			return nil, errnoOf(err)
 		}
 		r.text = text

@@ -48,11 +48,32 @@ func (fsys *filesystem) open(ctx context.Context, path string, flags uint32, cre
 	if create {
 		take = fsys.createLock
 	}
+	start := time.Now()
 	h, errno := take(ctx, path, flags)
+	fsys.noteAcquire(errno, create, time.Since(start))
 	if errno != 0 {
 		return nil, errno
 	}
 	return h, 0
+}
+
+// noteAcquire tells the mount's Events how an open for writing ended. A
+// create answered ESTALE is not an end: the kernel retries it as an open.
+func (fsys *filesystem) noteAcquire(errno syscall.Errno, create bool, took time.Duration) {
+	if create && errno == syscall.ESTALE {
+		return
+	}
+	result := acquireResult(errno, fsys.opening.Err() != nil)
+	if result == Failed {
+		fsys.events.BackingError(OpAcquire, errno)
+	}
+	fsys.events.Acquire(result, took)
+}
+
+// staleCleanup is the lock option that tells the mount's Events of the
+// stale locks an acquisition removes.
+func (fsys *filesystem) staleCleanup() nfslock.Option {
+	return nfslock.WithStaleCleanup(func(nfslock.Holder) { fsys.events.StaleCleanup() })
 }
 
 func (n *lockNode) Getattr(ctx context.Context, f fs.FileHandle, out *fuse.AttrOut) syscall.Errno {
@@ -92,6 +113,7 @@ func (fsys *filesystem) lockAttr(p string, out *fuse.Attr) syscall.Errno {
 		// Not a record (a symbolic link, a FIFO), or the backing store
 		// failed: an operator must look.
 		fsys.log.WithError(err).Warn("cannot read a lock")
+		fsys.events.BackingError(OpStat, errnoOf(err))
 		return errnoOf(err)
 	}
 	var st syscall.Stat_t
@@ -134,20 +156,27 @@ func (fsys *filesystem) removeLock(p string) syscall.Errno {
 	case errors.Is(err, nfslock.ErrNotLocked):
 		return fs.ToErrno(syscall.Unlink(p))
 	case err != nil:
-		return errnoOf(err)
+		return fsys.removeFailed(err)
 	case h.State != nfslock.HolderDead:
 		return syscall.EBUSY
 	}
-	lock, err := nfslock.TryLock(p)
+	lock, err := nfslock.TryLock(p, fsys.staleCleanup())
 	if errors.Is(err, nfslock.ErrLocked) {
 		return syscall.EBUSY // taken meanwhile, or still held by an open file of ours
 	}
 	if err != nil {
-		return errnoOf(err)
+		return fsys.removeFailed(err)
 	}
 	if err := lock.Unlock(); err != nil {
-		return errnoOf(err)
+		return fsys.removeFailed(err)
 	}
 	fsys.log.WithFields(logrus.Fields{"path": p, "pid": h.Record.Pid, "message": h.Record.Message}).Info("removed a stale lock")
 	return 0
+}
+
+// removeFailed tells the mount's Events of a failed rm and returns its errno.
+func (fsys *filesystem) removeFailed(err error) syscall.Errno {
+	errno := errnoOf(err)
+	fsys.events.BackingError(OpRemove, errno)
+	return errno
 }

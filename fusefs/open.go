@@ -49,7 +49,7 @@ func (fsys *filesystem) openLock(ctx context.Context, path string, flags uint32)
 	if c.pid == 0 {
 		log.Warn("the process opening a lock is outside the daemon's pid namespace; the lock names the daemon")
 	}
-	opts := []nfslock.Option{nfslock.WithOwner(c.pid), nfslock.WithMessage(c.command), nfslock.WithLogger(log)}
+	opts := []nfslock.Option{nfslock.WithOwner(c.pid), nfslock.WithMessage(c.command), nfslock.WithLogger(log), fsys.staleCleanup()}
 
 	start := time.Now()
 	var lock *nfslock.Lock
@@ -101,8 +101,10 @@ func (fsys *filesystem) waitLock(ctx context.Context, c caller, path string, opt
 	watcher.Go(func() { watchCaller(ctx.Done(), wait, cancel, c.tid, log) })
 
 	fsys.waiting.Add(1)
+	fsys.events.Waiting(1)
 	lock, err := nfslock.Acquire(wait, path, opts...)
 	fsys.waiting.Add(-1)
+	fsys.events.Waiting(-1)
 	if wait.Err() == nil {
 		return lock, err
 	}

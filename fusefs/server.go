@@ -30,6 +30,9 @@ type Options struct {
 	AllowOther bool
 	// Debug logs every FUSE request and reply at debug level.
 	Debug bool
+	// Events hears of acquisitions, releases and errors, for monitoring.
+	// Nil means nobody listens.
+	Events Events
 }
 
 // A Server is a mounted nfslockfs.
@@ -70,7 +73,10 @@ func Mount(backingDir, mountpoint string, opts Options) (*Server, error) {
 		return nil, err
 	}
 
-	fsys := newFilesystem(opts.Format, opts.Log)
+	if opts.Events == nil {
+		opts.Events = noEvents{}
+	}
+	fsys := newFilesystem(opts.Format, opts.Log, opts.Events)
 	root := &dirNode{fsys: fsys, path: backing}
 	zero := time.Duration(0)
 	fopts := &fs.Options{

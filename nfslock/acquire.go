@@ -43,7 +43,7 @@ func Acquire(ctx context.Context, path string, opts ...Option) (*Lock, error) {
 		// It waits without polling: say so, since nothing else will.
 		o.log.WithFields(logrus.Fields{"path": path, "ahead": ahead}).Debug("queued for lock behind this process")
 	}
-	l, err := w.acquire(ctx, path, rec, o.log)
+	l, err := w.acquire(ctx, path, rec, o)
 	if err != nil {
 		return nil, err
 	}
@@ -51,7 +51,7 @@ func Acquire(ctx context.Context, path string, opts ...Option) (*Lock, error) {
 	return l, nil
 }
 
-func (w *waiter) acquire(ctx context.Context, p string, rec Record, log logrus.FieldLogger) (*Lock, error) {
+func (w *waiter) acquire(ctx context.Context, p string, rec Record, o *options) (*Lock, error) {
 	var (
 		watch   *releaseWatch
 		poll    backoff
@@ -71,7 +71,7 @@ func (w *waiter) acquire(ctx context.Context, p string, rec Record, log logrus.F
 			}
 			continue
 		}
-		l, err := tryAcquire(p, rec)
+		l, err := tryAcquire(p, rec, o.onStale)
 		if err == nil {
 			return l, nil
 		}
@@ -85,7 +85,7 @@ func (w *waiter) acquire(ctx context.Context, p string, rec Record, log logrus.F
 			watch = watchReleases(p)
 			removeOldAttempts(p, time.Now())
 		}
-		log.WithError(err).WithField("path", p).Debug("waiting for lock")
+		o.log.WithError(err).WithField("path", p).Debug("waiting for lock")
 		if err := w.waitForChange(ctx, watch, &poll, held); err != nil {
 			return nil, gaveUp(p, err, lastErr)
 		}

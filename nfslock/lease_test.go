@@ -313,7 +313,7 @@ func tryLockOnce(p string) (*Lock, error) {
 	if err != nil {
 		return nil, err
 	}
-	l, err := tryAcquire(p, rec)
+	l, err := tryAcquire(p, rec, o.onStale)
 	if err != nil {
 		return nil, err
 	}

@@ -58,7 +58,7 @@ func TryLock(path string, opts ...Option) (*Lock, error) {
 	if err != nil {
 		return nil, err
 	}
-	l, err := tryAcquire(path, rec)
+	l, err := tryAcquire(path, rec, o.onStale)
 	if err != nil {
 		return nil, err
 	}
@@ -69,8 +69,8 @@ func TryLock(path string, opts ...Option) (*Lock, error) {
 // tryAcquire makes one attempt to take the lock at p for rec: the
 // protocol's steps (docs/design.md, "Acquiring"), with the held-lock check moved after the link, so that a free
 // lock costs no read. A stale lock is cleaned up and the attempt repeated
-// once. p is normalized.
-func tryAcquire(p string, rec Record) (*Lock, error) {
+// once; onStale is told of it. p is normalized.
+func tryAcquire(p string, rec Record, onStale func(Holder)) (*Lock, error) {
 	if err := checkName(p); err != nil {
 		return nil, err
 	}
@@ -114,8 +114,12 @@ func tryAcquire(p string, rec Record) (*Lock, error) {
 		case err != nil:
 			return nil, err
 		case h.State == HolderDead && !cleaned && try < maxTries:
-			if _, err := removeIfUnchanged(p, h.Raw); err != nil {
+			removed, err := removeIfUnchanged(p, h.Raw)
+			if err != nil {
 				return nil, err
+			}
+			if removed {
+				onStale(h)
 			}
 			cleaned = true
 			continue

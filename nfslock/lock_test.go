@@ -115,13 +115,20 @@ func TestStaleLocks(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			p := lockIn(t)
 			plant(t, p, tc.rec)
-			l, err := TryLock(p)
+			var cleaned []Holder
+			l, err := TryLock(p, WithStaleCleanup(func(h Holder) { cleaned = append(cleaned, h) }))
 			if tc.cleaned {
 				if err != nil {
 					t.Fatalf("TryLock over a stale lock: %v", err)
 				}
 				l.Unlock()
+				if len(cleaned) != 1 || cleaned[0].Record.Pid != tc.rec.Pid {
+					t.Fatalf("WithStaleCleanup was told of %+v, want the one stale holder pid %d", cleaned, tc.rec.Pid)
+				}
 				return
+			}
+			if len(cleaned) != 0 {
+				t.Fatalf("WithStaleCleanup was told of %+v for a lock that is not stale", cleaned)
 			}
 			var held *HeldError
 			if !errors.As(err, &held) || held.Holder.Record.Host != tc.rec.Host || held.Holder.Record.Pid != tc.rec.Pid {

@@ -16,6 +16,7 @@ type options struct {
 	message string
 	owner   int // pid named in the record; 0 means this process
 	log     logrus.FieldLogger
+	onStale func(Holder)
 }
 
 // WithMessage sets the record's message, which readers show beside the
@@ -33,10 +34,15 @@ func WithOwner(pid int) Option { return func(o *options) { o.owner = pid } }
 // own lock, or its earlier waiters). Without it the package logs nothing.
 func WithLogger(l logrus.FieldLogger) Option { return func(o *options) { o.log = l } }
 
+// WithStaleCleanup calls f with the dead holder of each stale lock that
+// the acquisition removes before taking the lock (a count for monitoring).
+// f runs on the acquiring goroutine and must return promptly.
+func WithStaleCleanup(f func(stale Holder)) Option { return func(o *options) { o.onStale = f } }
+
 var discardLogger = &logrus.Logger{Out: io.Discard, Formatter: new(logrus.TextFormatter), Level: logrus.PanicLevel}
 
 func buildOptions(opts []Option) *options {
-	o := &options{log: discardLogger}
+	o := &options{log: discardLogger, onStale: func(Holder) {}}
 	for _, opt := range opts {
 		opt(o)
 	}
