@@ -4,6 +4,8 @@
 // so that any program takes a cluster-wide lock by opening a file for
 // writing, releases it by closing it or by dying, and `cat` shows who holds
 // it (README.md describes each operation). It runs in the foreground and unmounts on SIGINT or SIGTERM.
+// Invoked as mount.nfslockfs (a link to it), it is mount(8)'s helper for
+// filesystems of type nfslockfs: see mounthelper.go.
 package main
 
 import (
@@ -14,9 +16,12 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 
+	"github.com/coreos/go-systemd/v22/daemon"
 	"github.com/nfslockfs/nfslockfs/fusefs"
+	"github.com/nfslockfs/nfslockfs/internal/buildinfo"
 	"github.com/sirupsen/logrus"
 )
 
@@ -37,28 +42,40 @@ type config struct {
 	mount               fusefs.Options
 	logLevel            logrus.Level
 	logJSON             bool
+	logFile             string // "" logs to stderr, or to the journal under systemd
+	metricsListen       string // "" serves no metrics
 }
 
 func main() {
+	if filepath.Base(os.Args[0]) == mountHelperName {
+		os.Exit(mountHelperMain(os.Args[1:]))
+	}
 	os.Exit(run(os.Args[1:]))
 }
 
 func run(args []string) int {
 	cfg, err := parseArgs(args, os.Stdout)
-	if errors.Is(err, flag.ErrHelp) {
+	if errors.Is(err, flag.ErrHelp) || errors.Is(err, errVersion) {
 		return 0
 	}
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "nfslockfs: %v (see 'nfslockfs --help')\n", err)
 		return 2
 	}
-	log := logrus.New()
-	log.SetOutput(os.Stderr)
-	log.SetLevel(cfg.logLevel)
-	if cfg.logJSON {
-		log.SetFormatter(new(logrus.JSONFormatter))
+	detached := isDetached()
+	log, detach, err := newLogger(cfg, detached)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "nfslockfs: %v\n", err)
+		return 1
 	}
 	cfg.mount.Log = log
+	metrics, err := startMetrics(cfg.metricsListen, log)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "nfslockfs: %v\n", err)
+		return 1
+	}
+	defer metrics.stop()
+	cfg.mount.Events = metrics.events
 
 	// The modes of the files the daemon creates come from its callers (the
 	// kernel has applied the caller's umask to a mkdir) and from the lock
@@ -77,11 +94,20 @@ func run(args []string) int {
 		fmt.Fprintf(os.Stderr, "nfslockfs: %v\n", err)
 		return 1
 	}
+	if detached {
+		detach()
+	}
+	// Ready: to systemd (Type=notify), or to mount.nfslockfs, which waits
+	// for this before it lets mount(8) return.
+	if _, err := daemon.SdNotify(false, daemon.SdNotifyReady); err != nil {
+		log.WithError(err).Warn("telling the service manager that the mount is ready failed")
+	}
 	select {
 	case <-srv.Done():
 		return 0 // unmounted from outside
 	case sig := <-stop:
 		log.WithField("signal", sig).Info("stopping")
+		daemon.SdNotify(false, daemon.SdNotifyStopping)
 	}
 	// A second signal stops waiting for a busy mount to be let go.
 	ctx, cancel := context.WithCancel(context.Background())
@@ -110,13 +136,20 @@ func parseArgs(args []string, out io.Writer) (config, error) {
 	flags.BoolVar(&cfg.mount.AllowOther, "allow-other", false, "let every user use the mount, with permissions checked against the backing files")
 	logLevel := flags.String("log-level", "info", "log `level`: debug, info, warn, error")
 	logFormat := flags.String("log-format", "text", "log `format`: text or json")
+	flags.StringVar(&cfg.logFile, "log-file", "", "append the log to `file` instead of stderr (or the journal, under systemd)")
 	flags.BoolVar(&cfg.mount.Debug, "debug", false, "log every FUSE request and reply (at debug level)")
 	format := flags.String("format", "text", "record `format` that reads show: text, sexp (the raw record) or json")
+	flags.StringVar(&cfg.metricsListen, "metrics-listen", "", "serve Prometheus metrics at http://`address`/metrics (host:port, :port)")
+	version := flags.Bool("version", false, "print the version and exit")
 	if err := flags.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			printHelp(out, flags)
 		}
 		return cfg, err
+	}
+	if *version {
+		fmt.Fprintln(out, buildinfo.Read().String("nfslockfs"))
+		return cfg, errVersion
 	}
 	if flags.NArg() != 2 {
 		return cfg, fmt.Errorf("want BACKING_DIR and MOUNTPOINT, got %d arguments", flags.NArg())
@@ -142,6 +175,9 @@ func parseArgs(args []string, out io.Writer) (config, error) {
 	}
 	return cfg, nil
 }
+
+// errVersion is what parseArgs returns once it has printed the version.
+var errVersion = errors.New("version printed")
 
 // printHelp prints the usage and the options, spelled --name as users
 // type them.
