@@ -11,7 +11,19 @@ STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 # gofmt of the toolchain that builds, so formatting follows the same Go.
 GOFMT     ?= $(shell $(GO) env GOROOT)/bin/gofmt
 
-.PHONY: all build lint test fuzz bench demo soak clean
+# Tools, run through the Go module proxy at pinned versions.
+NFPM      := $(GO) run github.com/goreleaser/nfpm/v2/cmd/nfpm@v2.48.0
+MD2MAN    := $(GO) run github.com/cpuguy83/go-md2man/v2@v2.0.7
+PKG       := $(BIN)/package
+# Package version: the latest v* tag, else 0.0.0~gitDATE.COMMIT.
+PKG_VERSION ?= $(shell v=$$(git describe --tags --match 'v[0-9]*' 2>/dev/null) && echo "$${v\#v}" | tr - + || \
+	TZ=UTC git log -1 --date=format-local:%Y%m%d%H%M%S --format=0.0.0~git%cd.%h)
+PKG_ARCH  ?= $(shell $(GO) env GOARCH)
+# Every timestamp in a package is the last commit's: rebuilding the same
+# commit gives the same bytes.
+SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct)
+
+.PHONY: all build lint test fuzz bench demo soak man package clean
 
 all: build
 
@@ -47,6 +59,26 @@ bench: build
 ## soak: cluster mutual exclusion and crash chaos for DURATION (half each); prints cycles, kills and violations
 soak:
 	NFSLOCKFS_SOAK=$(DURATION) NFSLOCKFS_REQUIRE_FUSE=1 $(GO) test -race -count=1 -v -run '^TestClusterSoak$$' -timeout $(SOAKTIMEOUT) ./integration/
+
+## man: render the man pages nfslock(1) and nfslockfs(8) from docs/man/*.md into $(PKG)/root/man/
+man:
+	mkdir -p $(PKG)/root/man
+	for page in docs/man/*.md; do \
+		name=$$(basename $$page .md); \
+		$(MD2MAN) -in $$page -out $(PKG)/root/man/$$name && gzip -n -9 -f $(PKG)/root/man/$$name || exit 1; \
+	done
+
+## package: .deb and .rpm (binaries, mount.nfslockfs, man pages, systemd units) into $(PKG)/, reproducibly
+package: man
+	CGO_ENABLED=0 $(GO) build -trimpath -buildvcs=true -o $(PKG)/root/ ./cmd/...
+	mkdir -p $(PKG)/root/systemd $(PKG)/root/doc
+	cp contrib/systemd/* $(PKG)/root/systemd/
+	cp README.md docs/operations.md $(PKG)/root/doc/
+	for format in deb rpm; do \
+		(cd $(PKG)/root && PKG_VERSION='$(PKG_VERSION)' PKG_ARCH='$(PKG_ARCH)' SOURCE_DATE_EPOCH='$(SOURCE_DATE_EPOCH)' \
+			$(NFPM) package --config $(CURDIR)/packaging/nfpm.yaml --packager $$format --target ..) || exit 1; \
+	done
+	cd $(PKG) && sha256sum *.deb *.rpm
 
 clean:
 	rm -rf $(BIN)

@@ -41,6 +41,7 @@ Options (before PATH; all words after PATH belong to COMMAND):
   -c, --command CMD           (after PATH) run CMD with $SHELL -c
   -x, -e, --exclusive         accepted for flock(1)'s sake: locks are exclusive
   -h, --help                  show this help
+  -V, --version               show the version
 
 To lock a file named status, unlock or break, write ./status or -- status.
 

@@ -64,6 +64,7 @@ var lockOptions = []option{
 	{'x', []string{"exclusive"}, "", func(*lockConfig, string) error { return nil }},
 	{'e', nil, "", func(*lockConfig, string) error { return nil }},
 	{'h', []string{"help"}, "", func(*lockConfig, string) error { return errHelp }},
+	{'V', []string{"version"}, "", func(*lockConfig, string) error { return errVersion }},
 }
 
 // parseLockArgs parses "[options] PATH COMMAND [ARG...]" and
@@ -158,7 +159,7 @@ func parseShorts(c *lockConfig, letters string, rest []string) ([]string, error)
 
 func apply(c *lockConfig, o *option, spelled, value string) error {
 	err := o.set(c, value)
-	if err != nil && !errors.Is(err, errHelp) {
+	if err != nil && !errors.Is(err, errHelp) && !errors.Is(err, errVersion) {
 		return usageErrorf("nfslock", "%s: %v", spelled, err)
 	}
 	return err

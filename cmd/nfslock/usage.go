@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+
+	"github.com/nfslockfs/nfslockfs/internal/buildinfo"
 )
 
 // A usageError is a command line nfslock cannot make sense of. It is
@@ -23,14 +25,23 @@ func usageErrorf(cmd, format string, args ...any) error {
 	return &usageError{cmd: cmd, msg: fmt.Sprintf(format, args...)}
 }
 
-// errHelp is what parsers return for -h/--help.
-var errHelp = flag.ErrHelp
+// errHelp is what parsers return for -h/--help; errVersion for
+// -V/--version.
+var (
+	errHelp    = flag.ErrHelp
+	errVersion = errors.New("version asked for")
+)
 
-// reportParseError prints help (for errHelp, on stdout, exit 0) or the
-// one-line reason of a usage error (exit 2).
+// reportParseError prints help (for errHelp, on stdout, exit 0), the
+// version (for errVersion, likewise) or the one-line reason of a usage
+// error (exit 2).
 func reportParseError(err error, help string) int {
 	if errors.Is(err, errHelp) {
 		fmt.Print(help)
+		return 0
+	}
+	if errors.Is(err, errVersion) {
+		fmt.Println(buildinfo.Read().String("nfslock"))
 		return 0
 	}
 	var u *usageError
