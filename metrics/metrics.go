@@ -1,3 +1,5 @@
+//go:build linux
+
 // Package metrics counts what an nfslockfs mount does as Prometheus
 // metrics, with the official Go client. A Mount is the mount's
 // fusefs.Events; Handler serves what a registry gathers.
