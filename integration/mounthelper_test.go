@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/nfslockfs/nfslockfs/internal/testenv"
+	"github.com/nfslockfs/nfslockfs/internal/testutil"
 )
 
 // mountScript runs a bash script in a mount namespace of its own where
@@ -27,7 +28,7 @@ func mountScript(t *testing.T, script string) (string, error) {
 	if err := os.Symlink(bin("nfslockfs"), filepath.Join(sbin, "mount.nfslockfs")); err != nil {
 		t.Fatal(err)
 	}
-	backing, mnt := t.TempDir(), t.TempDir()
+	backing, mnt := t.TempDir(), testutil.MountpointDir(t)
 	tmp := t.TempDir()
 	logFile := filepath.Join(tmp, "nfslockfs.log")
 	scriptFile := filepath.Join(tmp, "script")
