@@ -294,3 +294,13 @@ func (l *Lock) Err() error {
 	}
 	return nil
 }
+
+// LeaseDuration returns the lease the lock was taken with, 0 outside a
+// lease directory. Once the lock is lost, others may take it a sixth of
+// that after Lost is closed: the margin its holder keeps.
+func (l *Lock) LeaseDuration() time.Duration {
+	if l.lease == nil {
+		return 0
+	}
+	return l.lease.dur
+}

@@ -206,3 +206,14 @@ func touchNow(f *os.File) error {
 }
 
 const utimeNow = (1 << 30) - 1 // UTIME_NOW of <sys/stat.h>
+
+// DirLease returns the lease duration of the directory of the lock path
+// (see LeaseFile), 0 if its locks are not leases. An unreadable or invalid
+// LeaseFile gives an error naming it.
+func DirLease(path string) (time.Duration, error) {
+	p, err := NormalizePath(path)
+	if err != nil {
+		return 0, err
+	}
+	return dirLease(p)
+}

@@ -10,8 +10,11 @@ import (
 	"os/exec"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/sirupsen/logrus"
+
+	"github.com/nfslockfs/nfslockfs/nfslock"
 )
 
 // forwarded are the signals nfslock passes on to COMMAND (and that stop a
@@ -54,14 +57,16 @@ func lookCommand(name string) (string, int, error) {
 	}
 }
 
-// run lets COMMAND run, now that the lock is held and its record names
+// run lets COMMAND run, now that lock is held and its record names
 // COMMAND's process, passes on the signals that arrive on sigs, and returns
-// its exit status (128+N if it died of signal N).
-func (g *gatedCommand) run(sigs <-chan os.Signal, log logrus.FieldLogger) int {
-	// Should the gate have died meanwhile, the write fails and its end is
-	// reported below like COMMAND's.
-	g.gate.Write([]byte{1})
-	g.gate.Close()
+// its exit status (128+N if it died of signal N), or exitLost if the lock's
+// lease was lost meanwhile (see lossKiller). group says whether COMMAND
+// has a process group of its own.
+func (g *gatedCommand) run(lock *nfslock.Lock, group bool, sigs <-chan os.Signal, log logrus.FieldLogger) int {
+	g.open(commandEnv(lock))
+	loss := &lossKiller{lock: lock, pid: g.Process.Pid, group: group}
+	defer loss.stop()
+	lost, killed := lock.Lost(), (<-chan time.Time)(nil)
 
 	exited := make(chan struct{})
 	go func() {
@@ -73,7 +78,14 @@ func (g *gatedCommand) run(sigs <-chan os.Signal, log logrus.FieldLogger) int {
 		case s := <-sigs:
 			log.WithFields(logrus.Fields{"pid": g.Process.Pid, "signal": s}).Info("passing signal on to command")
 			g.Process.Signal(s)
+		case <-lost:
+			lost, killed = nil, loss.lost()
+		case <-killed:
+			loss.signal(syscall.SIGKILL)
 		case <-exited:
+			if loss.kill != nil {
+				return exitLost
+			}
 			return exitStatus(g.ProcessState)
 		}
 	}

@@ -3,7 +3,9 @@
 package main
 
 import (
+	"bytes"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"syscall"
@@ -16,10 +18,11 @@ import (
 // So nfslock starts COMMAND behind a gate, before it waits for the lock: it
 // runs its own executable with argv[0] gateArg0 and the read end of a pipe
 // as file descriptor gateFD, takes the lock for that process
-// (nfslock.WithOwner), and then writes one byte to the pipe. The gate then
-// execs COMMAND in its own place, keeping its pid and start time, so the
-// record names COMMAND. If nfslock dies or gives up first, the gate reads
-// end of file and exits without running COMMAND.
+// (nfslock.WithOwner), and then writes one byte to the pipe, followed by
+// the variables to add to COMMAND's environment (NUL-terminated), and
+// closes it. The gate then execs COMMAND in its own place, keeping its pid
+// and start time, so the record names COMMAND. If nfslock dies or gives up
+// first, the gate reads end of file and exits without running COMMAND.
 
 const (
 	gateArg0 = "nfslock-gate"
@@ -32,8 +35,9 @@ type gatedCommand struct {
 	gate *os.File // the pipe's write end: a byte opens the gate
 }
 
-// startGated starts the gate for COMMAND (argv, found at path).
-func startGated(path string, argv []string) (*gatedCommand, error) {
+// startGated starts the gate for COMMAND (argv, found at path), in a
+// process group of its own if ownGroup.
+func startGated(path string, argv []string, ownGroup bool) (*gatedCommand, error) {
 	r, w, err := os.Pipe()
 	if err != nil {
 		return nil, fmt.Errorf("starting %s: %w", argv[0], err)
@@ -42,18 +46,31 @@ func startGated(path string, argv []string) (*gatedCommand, error) {
 	cmd := &exec.Cmd{
 		// /proc/self/exe rather than os.Executable: it still works if the
 		// binary was replaced or removed since nfslock started.
-		Path:       "/proc/self/exe",
-		Args:       append([]string{gateArg0, path}, argv...),
-		Stdin:      os.Stdin,
-		Stdout:     os.Stdout,
-		Stderr:     os.Stderr,
-		ExtraFiles: []*os.File{r},
+		Path:        "/proc/self/exe",
+		Args:        append([]string{gateArg0, path}, argv...),
+		Stdin:       os.Stdin,
+		Stdout:      os.Stdout,
+		Stderr:      os.Stderr,
+		ExtraFiles:  []*os.File{r},
+		SysProcAttr: &syscall.SysProcAttr{Setpgid: ownGroup},
 	}
 	if err := cmd.Start(); err != nil {
 		w.Close()
 		return nil, fmt.Errorf("starting %s: %w", argv[0], err)
 	}
 	return &gatedCommand{Cmd: cmd, gate: w}, nil
+}
+
+// open lets COMMAND run, with env added to its environment. Should the
+// gate have died meanwhile, the write fails and its end is reported as
+// COMMAND's.
+func (g *gatedCommand) open(env []string) {
+	msg := []byte{1}
+	for _, kv := range env {
+		msg = append(append(msg, kv...), 0)
+	}
+	g.gate.Write(msg)
+	g.gate.Close()
 }
 
 // cancel closes the gate without opening it: the gate sees end of file and
@@ -71,11 +88,18 @@ func runGate(args []string) int {
 		return exitUsage
 	}
 	gate := os.NewFile(gateFD, "gate")
-	if n, _ := gate.Read(make([]byte, 1)); n != 1 {
+	msg, err := io.ReadAll(gate)
+	if err != nil || len(msg) == 0 || msg[0] != 1 {
 		return 1 // nfslock died or gave up: COMMAND must not run
 	}
 	gate.Close()
-	err := syscall.Exec(args[0], args[1:], os.Environ())
+	env := os.Environ()
+	for _, kv := range bytes.Split(msg[1:], []byte{0}) {
+		if len(kv) > 0 {
+			env = append(env, string(kv))
+		}
+	}
+	err = syscall.Exec(args[0], args[1:], env)
 	fmt.Fprintf(os.Stderr, "nfslock: %s: cannot run: %v\n", args[1], err)
 	return exitCannotRun
 }

@@ -49,12 +49,26 @@ SIGINT, SIGTERM and SIGHUP are passed on to COMMAND; nfslock waits for it,
 releases the lock and exits as COMMAND did. The same signals while waiting
 stop the wait.
 
+COMMAND finds the lock's path in NFSLOCK_PATH. In a directory whose
+operators made its locks leases (a file .nfslock-lease there, holding a
+duration such as 30s), nfslock renews the lease while COMMAND runs, and
+COMMAND finds its fencing token in NFSLOCK_TOKEN: a number larger than
+every token given out before for this lock, on any host. There COMMAND
+runs in a process group of its own (unless stdin is a terminal); if the
+lease is lost (nfslock could not renew it in time, or found it broken),
+nfslock says so on stderr, sends SIGTERM to that group at once and
+SIGKILL a sixth of the lease later, and exits with status 75. Killing
+nfslock itself there lets the lease expire: other hosts take the lock a
+lease later, even though COMMAND still runs.
+
 Exit status:
   COMMAND's status, or 128+N if it died of signal N
   1 (or -E N)   the lock is held (-n) or the timeout passed (-w)
   2             usage error
   66            the lock could not be taken (permission, missing directory,
                 name too long, I/O error)
+  75            the lock's lease was lost while COMMAND ran; COMMAND was
+                stopped
   126, 127      COMMAND cannot be run, or is not found
   128+N         signal N arrived while waiting for the lock
 
@@ -80,7 +94,8 @@ func lockMain(args []string) int {
 	// COMMAND's process starts (held at its gate) before the wait, so that
 	// the record names it from the first and its start-up does not delay
 	// the handoff.
-	gated, err := startGated(command, c.argv)
+	group := ownGroup(c.path)
+	gated, err := startGated(command, c.argv, group)
 	if err != nil {
 		printError(err)
 		return exitCannotRun
@@ -91,9 +106,9 @@ func lockMain(args []string) int {
 		gated.cancel()
 		return notAcquired(c, err, time.Since(start), log)
 	}
-	code = gated.run(sigs, log)
-	if err := lock.Unlock(); err != nil {
-		printError(err)
+	code = gated.run(lock, group, sigs, log)
+	if err := lock.Unlock(); err != nil && !errors.Is(err, nfslock.ErrLost) {
+		printError(err) // a loss was reported when it happened
 	}
 	return code
 }

@@ -21,8 +21,11 @@ const (
 	// a conflict (permission, missing directory, name too long, I/O
 	// error): flock(1)'s EX_NOINPUT for a lock file it cannot open.
 	exitLockFailed = 66
-	exitCannotRun  = 126 // COMMAND exists but cannot be executed, as in sh
-	exitNotFound   = 127 // COMMAND not found, as in sh
+	// exitLost: the lock's lease was lost while COMMAND ran, which was
+	// stopped (sysexits' EX_TEMPFAIL: try again).
+	exitLost      = 75
+	exitCannotRun = 126 // COMMAND exists but cannot be executed, as in sh
+	exitNotFound  = 127 // COMMAND not found, as in sh
 )
 
 func main() {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 
 	"github.com/nfslockfs/nfslockfs/nfslock"
 )
@@ -21,6 +22,10 @@ nfslockfs mount show them), and its state:
   remote    a process of another host, whose life cannot be judged from here
   free      nobody holds the lock
   corrupt   the record does not parse; its bytes are shown as raw
+In a lease directory (see 'nfslock --help') it shows as well the holder's
+fencing token, its lease, when it was last renewed, and how long ago that
+was and when the lease expires, both by the clock of the server that
+stores the lock (reading it needs write permission on the directory).
 Backslashes, newlines and other unprintable bytes in a value are escaped as
 in a Go string. Blocks are separated by blank lines. With --json, each lock
 is one JSON object on its own line.
@@ -74,5 +79,12 @@ func inspect(path string) (lockView, error) {
 	case err != nil:
 		return lockView{}, err
 	}
-	return lockView{path: path, holder: &h}, nil
+	v := lockView{path: path, holder: &h}
+	if h.Lease != nil {
+		// Without the server's time the rest is still worth showing.
+		if v.serverNow, err = nfslock.ServerTime(filepath.Dir(path)); err != nil {
+			printError(err)
+		}
+	}
+	return v, nil
 }

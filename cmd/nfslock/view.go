@@ -16,6 +16,9 @@ import (
 type lockView struct {
 	path   string
 	holder *nfslock.Holder // nil: the lock is free
+	// serverNow is the time of the server that stores the lock, read for
+	// a lease (zero: not read), to show its age by the server's clock.
+	serverNow time.Time
 }
 
 // writeText writes path and state, the holder's lines and held-for.
@@ -27,6 +30,9 @@ func (v lockView) writeText(w io.Writer) error {
 		if !h.Since.IsZero() {
 			b = lockview.AppendLine(b, "held-for", time.Since(h.Since).Round(time.Second).String())
 		}
+		if h.Lease != nil && !v.serverNow.IsZero() {
+			b = lockview.AppendServerTime(b, h.Lease, v.serverNow)
+		}
 	}
 	_, err := w.Write(b)
 	return err
@@ -34,6 +40,10 @@ func (v lockView) writeText(w io.Writer) error {
 
 // writeJSON writes the lock's JSON object, with its path, on one line.
 func (v lockView) writeJSON(w io.Writer) error {
-	_, err := w.Write(lockview.NewObject(v.holder).WithPath(v.path).AppendJSON(nil))
+	o := lockview.NewObject(v.holder).WithPath(v.path)
+	if h := v.holder; h != nil && h.Lease != nil && !v.serverNow.IsZero() {
+		o = o.WithServerTime(h.Lease, v.serverNow)
+	}
+	_, err := w.Write(o.AppendJSON(nil))
 	return err
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/hex"
 	"encoding/json"
+	"time"
 	"unicode/utf8"
 
 	"github.com/nfslockfs/nfslockfs/nfslock"
@@ -13,17 +14,22 @@ import (
 // the record's fields for a corrupt record or a free lock, raw unless the
 // record is corrupt. A field and its _hex twin are never both present.
 type Object struct {
-	Path       *string `json:"path,omitempty"`
-	PathHex    string  `json:"path_hex,omitempty"`
-	State      string  `json:"state"`
-	Host       string  `json:"host,omitempty"`
-	Pid        int     `json:"pid,omitempty"`
-	StartTime  string  `json:"start_time,omitempty"`
-	HeldSince  string  `json:"held_since,omitempty"`
-	Message    *string `json:"message,omitempty"`
-	MessageHex string  `json:"message_hex,omitempty"`
-	Raw        *string `json:"raw,omitempty"`
-	RawHex     string  `json:"raw_hex,omitempty"`
+	Path       *string  `json:"path,omitempty"`
+	PathHex    string   `json:"path_hex,omitempty"`
+	State      string   `json:"state"`
+	Host       string   `json:"host,omitempty"`
+	Pid        int      `json:"pid,omitempty"`
+	StartTime  string   `json:"start_time,omitempty"`
+	HeldSince  string   `json:"held_since,omitempty"`
+	Message    *string  `json:"message,omitempty"`
+	MessageHex string   `json:"message_hex,omitempty"`
+	Raw        *string  `json:"raw,omitempty"`
+	RawHex     string   `json:"raw_hex,omitempty"`
+	Token      uint64   `json:"token,omitempty"`
+	Lease      float64  `json:"lease_seconds,omitempty"`
+	Renewed    string   `json:"renewed,omitempty"`
+	RenewedAgo *float64 `json:"renewed_ago_seconds,omitempty"`
+	ExpiresIn  *float64 `json:"expires_in_seconds,omitempty"`
 }
 
 // NewObject returns the JSON form of the lock h holds; a nil h is a free
@@ -36,6 +42,9 @@ func NewObject(h *nfslock.Holder) Object {
 	if !h.Since.IsZero() {
 		o.HeldSince = timestamp(h.Since)
 	}
+	if l := h.Lease; l != nil {
+		o.Token, o.Lease, o.Renewed = l.Token, l.Duration.Seconds(), timestamp(l.Renewed)
+	}
 	if h.State == nfslock.HolderCorrupt {
 		o.Raw, o.RawHex = textOrHex(string(h.Raw))
 		return o
@@ -45,6 +54,15 @@ func NewObject(h *nfslock.Holder) Object {
 		o.StartTime = timestamp(h.Record.StartTime)
 	}
 	o.Message, o.MessageHex = textOrHex(h.Record.Message)
+	return o
+}
+
+// WithServerTime returns o with the lease l's renewed_ago_seconds and
+// expires_in_seconds at the server's time serverNow.
+func (o Object) WithServerTime(l *nfslock.Lease, serverNow time.Time) Object {
+	ago, left := leaseTimes(l, serverNow)
+	agoSecs, leftSecs := ago.Seconds(), left.Seconds()
+	o.RenewedAgo, o.ExpiresIn = &agoSecs, &leftSecs
 	return o
 }
 

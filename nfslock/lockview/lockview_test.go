@@ -55,6 +55,14 @@ func TestViews(t *testing.T) {
 			json:   `{"state":"corrupt","held_since":"2026-11-27T08:00:03.000005Z","raw_hex":"fe28"}`,
 		},
 		{
+			name: "lease",
+			holder: &nfslock.Holder{State: nfslock.HolderRemote, Since: since,
+				Record: nfslock.Record{Host: "n2", Pid: 9, Message: "m"},
+				Lease:  &nfslock.Lease{Duration: 30 * time.Second, Renewed: started, Token: 42, HeldSince: since}},
+			text: "host: n2\npid: 9\nheld-since: 2026-11-27T08:00:03.000005Z\nmessage: m\ntoken: 42\nlease: 30s\nrenewed: 2026-11-27T08:00:00.123456Z\n",
+			json: `{"state":"remote","host":"n2","pid":9,"held_since":"2026-11-27T08:00:03.000005Z","message":"m","token":42,"lease_seconds":30,"renewed":"2026-11-27T08:00:00.123456Z"}`,
+		},
+		{
 			name: "free",
 			json: `{"state":"free"}`,
 		},
@@ -109,4 +117,16 @@ func derefString(s *string) string {
 		return "<nil>"
 	}
 	return *s
+}
+
+func TestServerTime(t *testing.T) {
+	l := &nfslock.Lease{Duration: 30 * time.Second, Renewed: started}
+	at := started.Add(10*time.Second + 250*time.Millisecond)
+	if got, want := string(AppendServerTime(nil, l, at)), "renewed-ago: 10.25s\nexpires-in: 19.75s\n"; got != want {
+		t.Errorf("text:\n%s\nwant:\n%s", got, want)
+	}
+	if got, want := string(NewObject(nil).WithServerTime(l, started.Add(31*time.Second)).AppendJSON(nil)),
+		`{"state":"free","renewed_ago_seconds":31,"expires_in_seconds":-1}`+"\n"; got != want {
+		t.Errorf("JSON: %s, want %s", got, want)
+	}
 }

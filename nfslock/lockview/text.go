@@ -23,8 +23,36 @@ func State(h *nfslock.Holder) string {
 
 // AppendText appends h as text lines: host, pid, started (if the record has
 // a start time), held-since (if known) and message, or for a corrupt record
-// held-since and raw.
+// held-since and raw; then, in a lease directory, token (if the holder has
+// one), lease and renewed.
 func AppendText(b []byte, h nfslock.Holder) []byte {
+	b = appendRecordText(b, h)
+	if l := h.Lease; l != nil {
+		if l.Token > 0 {
+			b = AppendLine(b, "token", strconv.FormatUint(l.Token, 10))
+		}
+		b = AppendLine(b, "lease", l.Duration.String())
+		b = AppendLine(b, "renewed", timestamp(l.Renewed))
+	}
+	return b
+}
+
+// AppendServerTime appends, for a lease, how long ago it was renewed and
+// when it expires by the server's clock, whose current time is serverNow.
+func AppendServerTime(b []byte, l *nfslock.Lease, serverNow time.Time) []byte {
+	ago, left := leaseTimes(l, serverNow)
+	b = AppendLine(b, "renewed-ago", ago.Round(time.Millisecond).String())
+	return AppendLine(b, "expires-in", left.Round(time.Millisecond).String())
+}
+
+// leaseTimes returns how long ago l was renewed and how long it has left
+// (negative: expired), at the server's time serverNow.
+func leaseTimes(l *nfslock.Lease, serverNow time.Time) (ago, left time.Duration) {
+	ago = serverNow.Sub(l.Renewed)
+	return ago, l.Duration - ago
+}
+
+func appendRecordText(b []byte, h nfslock.Holder) []byte {
 	if h.State != nfslock.HolderCorrupt {
 		b = AppendLine(b, "host", h.Record.Host)
 		b = AppendLine(b, "pid", strconv.Itoa(h.Record.Pid))
