@@ -25,6 +25,9 @@ type Events interface {
 	// found broken by someone else (a message write or the release found
 	// another record, or none).
 	Broken()
+	// LeaseLost is told, once per lock, that a lock held through the mount
+	// in a lease directory lost its lease (nfslock.ErrLost).
+	LeaseLost()
 	// StaleCleanup is told of each lock of a dead holder that an
 	// acquisition through the mount removed.
 	StaleCleanup()
@@ -51,6 +54,7 @@ type ReleaseResult string
 const (
 	Released  ReleaseResult = "released"  // removed by its release
 	WasBroken ReleaseResult = "broken"    // someone else had broken it; nothing removed
+	LeaseGone ReleaseResult = "lost"      // its lease was lost before; nothing removed
 	Abandoned ReleaseResult = "abandoned" // the release kept failing as the daemon stopped: the lock stays
 )
 
@@ -91,5 +95,6 @@ func (noEvents) Waiting(int)                           {}
 func (noEvents) Acquire(AcquireResult, time.Duration)  {}
 func (noEvents) Release(ReleaseResult, time.Duration)  {}
 func (noEvents) Broken()                               {}
+func (noEvents) LeaseLost()                            {}
 func (noEvents) StaleCleanup()                         {}
 func (noEvents) BackingError(Operation, syscall.Errno) {}

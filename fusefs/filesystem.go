@@ -88,6 +88,12 @@ func (fsys *filesystem) release(h *holdHandle) {
 				return
 			}
 			log := fsys.log.WithError(err).WithField("path", h.path)
+			if errors.Is(err, nfslock.ErrLost) {
+				log.Warn("lock's lease was lost before its release")
+				h.noteLost()
+				fsys.events.Release(LeaseGone, time.Since(h.since))
+				return
+			}
 			if errors.Is(err, nfslock.ErrNotLocked) || errors.Is(err, nfslock.ErrLocked) {
 				log.Warn("lock was broken before its release")
 				h.noteBroken()

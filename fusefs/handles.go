@@ -27,6 +27,7 @@ type holdHandle struct {
 	owner    caller
 	since    time.Time     // when the lock was taken
 	broken   atomic.Bool   // the lock was found broken (told to Events once)
+	lost     atomic.Bool   // the lock's lease was found lost (told to Events once)
 	closedAt atomic.Int64  // UnixNano of the last FLUSH: a close of one of its descriptors
 	released chan struct{} // closed when the lock has been released
 	reader   recordReader
@@ -51,7 +52,22 @@ func (h *holdHandle) noteBroken() {
 	}
 }
 
+// noteLost tells the mount's Events that h's lock lost its lease, the
+// first time it is found lost. (The library logged the loss when it
+// happened.)
+func (h *holdHandle) noteLost() {
+	if !h.lost.Swap(true) {
+		h.fsys.events.LeaseLost()
+	}
+}
+
+// Read shows the lock's record; once the lock's lease is lost it fails with
+// ENOLCK: this file no longer holds the lock.
 func (h *holdHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
+	if errors.Is(h.lock.Err(), nfslock.ErrLost) {
+		h.noteLost()
+		return nil, syscall.ENOLCK
+	}
 	return h.reader.read(h.fsys, h.path, dest, off)
 }
 
@@ -62,6 +78,10 @@ func (h *holdHandle) Write(ctx context.Context, data []byte, off int64) (uint32,
 	msg = msg[:min(len(msg), nfslock.MaxMessageLen)]
 	if err := h.lock.SetMessage(msg); err != nil {
 		h.fsys.log.WithError(err).WithField("path", h.path).Warn("setting the lock's message failed")
+		if errors.Is(err, nfslock.ErrLost) {
+			h.noteLost()
+			return 0, syscall.ENOLCK // this file no longer holds the lock
+		}
 		if errors.Is(err, nfslock.ErrNotLocked) || errors.Is(err, nfslock.ErrLocked) {
 			h.noteBroken()
 			return 0, syscall.ENOLCK // the lock was broken: this file no longer holds it

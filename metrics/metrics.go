@@ -31,6 +31,7 @@ type Mount struct {
 	wait, hold     prometheus.Histogram
 	releases       *prometheus.CounterVec
 	breaks, stales prometheus.Counter
+	lost           prometheus.Counter
 	backingErrors  *prometheus.CounterVec
 }
 
@@ -69,11 +70,15 @@ func New(reg prometheus.Registerer, build buildinfo.Info) (*Mount, error) {
 		}),
 		releases: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "nfslockfs_releases_total",
-			Help: "Locks the mount stopped holding, by how: released, broken (by someone else before the release), abandoned (the release kept failing as the daemon stopped).",
+			Help: "Locks the mount stopped holding, by how: released, broken (by someone else before the release), lost (its lease was lost before the release), abandoned (the release kept failing as the daemon stopped).",
 		}, []string{"result"}),
 		breaks: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "nfslockfs_breaks_total",
 			Help: "Locks held through the mount that were found broken by someone else.",
+		}),
+		lost: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "nfslockfs_lost_leases_total",
+			Help: "Locks held through the mount, in lease directories, whose lease was lost (not renewed in time, or found broken).",
 		}),
 		stales: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "nfslockfs_stale_cleanups_total",
@@ -89,7 +94,7 @@ func New(reg prometheus.Registerer, build buildinfo.Info) (*Mount, error) {
 	for _, r := range []fusefs.AcquireResult{fusefs.Acquired, fusefs.Busy, fusefs.Exists, fusefs.Interrupted, fusefs.Stopping, fusefs.Failed} {
 		m.acquires.WithLabelValues(string(r))
 	}
-	for _, r := range []fusefs.ReleaseResult{fusefs.Released, fusefs.WasBroken, fusefs.Abandoned} {
+	for _, r := range []fusefs.ReleaseResult{fusefs.Released, fusefs.WasBroken, fusefs.LeaseGone, fusefs.Abandoned} {
 		m.releases.WithLabelValues(string(r))
 	}
 	info := prometheus.NewGauge(prometheus.GaugeOpts{
@@ -99,7 +104,7 @@ func New(reg prometheus.Registerer, build buildinfo.Info) (*Mount, error) {
 	})
 	info.Set(1)
 	for _, c := range []prometheus.Collector{
-		m.held, m.waiters, m.acquires, m.wait, m.hold, m.releases, m.breaks, m.stales, m.backingErrors, info,
+		m.held, m.waiters, m.acquires, m.wait, m.hold, m.releases, m.breaks, m.lost, m.stales, m.backingErrors, info,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	} {
 		if err := reg.Register(c); err != nil {
@@ -131,6 +136,7 @@ func (m *Mount) Release(result fusefs.ReleaseResult, held time.Duration) {
 }
 
 func (m *Mount) Broken()       { m.breaks.Inc() }
+func (m *Mount) LeaseLost()    { m.lost.Inc() }
 func (m *Mount) StaleCleanup() { m.stales.Inc() }
 
 func (m *Mount) BackingError(op fusefs.Operation, errno syscall.Errno) {
