@@ -64,7 +64,11 @@ func mountHelperMain(args []string) int {
 	if req.fake {
 		return 0
 	}
-	if err := startDaemon(req.daemonArgs, readyTimeout); err != nil {
+	exe, err := os.Executable()
+	if err == nil {
+		err = startDaemon(exe, req.daemonArgs, readyTimeout)
+	}
+	if err != nil {
 		fmt.Fprintf(os.Stderr, "%s: %v\n", mountHelperName, err)
 		return mountExitFailed
 	}
@@ -159,15 +163,11 @@ func parseMountArgs(args []string) (mountRequest, error) {
 	return req, nil
 }
 
-// startDaemon starts nfslockfs with args in a session of its own and
-// waits until it reports that it has mounted. The daemon's own error, if
-// it fails first, is on the helper's stderr, which it shares until then.
-// Past timeout the daemon is killed.
-func startDaemon(args []string, timeout time.Duration) error {
-	exe, err := os.Executable()
-	if err != nil {
-		return err
-	}
+// startDaemon starts the daemon exe (nfslockfs) with args in a session of
+// its own and waits until it reports that it has mounted. The daemon's own
+// error, if it fails first, is on the helper's stderr, which it shares
+// until then. Past timeout the daemon is killed.
+func startDaemon(exe string, args []string, timeout time.Duration) error {
 	dir, err := os.MkdirTemp("", "nfslockfs-mount-")
 	if err != nil {
 		return err
