@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -16,8 +18,8 @@ import (
 // TestMetricsDuringContention runs workers that take and release one lock
 // through the mount, in turn, while /metrics is scraped; the counters must
 // count exactly the cycles the workers made, the gauges must never show
-// two holders, and a stale lock cleaned and a lock broken from outside
-// must each be counted once.
+// two holders, and a stale lock cleaned, a lock broken from outside and a
+// lease lost must each be counted once.
 func TestMetricsDuringContention(t *testing.T) {
 	d := startDaemon(t, "--metrics-listen", "127.0.0.1:0")
 	url := metricsURL(t, d)
@@ -71,20 +73,43 @@ func TestMetricsDuringContention(t *testing.T) {
 		t.Fatalf("breaking a lock held through the mount: %v: %s", err, out)
 	}
 
+	// A lease lost while the mount holds the lock: in a lease directory,
+	// the lock is broken from outside; the holder's renewal finds it gone.
+	leased := filepath.Join(d.backing, "leased")
+	if err := os.Mkdir(leased, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(leased, ".nfslock-lease"), []byte("1s\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	letGo := filepath.Join(t.TempDir(), "let-go")
+	_, lines := d.background(t, fmt.Sprintf(`exec 9>"$MNT/leased/job" && echo held && until [ -e %q ]; do sleep 0.01; done; exec 9>&-; echo closed`, letGo))
+	expectLine(t, lines, "held")
+	if out, err := d.shell(t, `"$NFSLOCK" break --force "$BACKING/leased/job"`); err != nil {
+		t.Fatalf("breaking a leased lock held through the mount: %v: %s", err, out)
+	}
+	waitFor(t, "the daemon finds the lease lost", func() bool { return strings.Contains(d.stderr.String(), "lock lost") })
+	if err := os.WriteFile(letGo, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	expectLine(t, lines, "closed")
+
 	// Releases are asynchronous: wait until the mount holds nothing.
-	const total = workers*cycles + 1
+	const total = workers*cycles + 2
 	var m map[string]float64
 	waitFor(t, "the mount has released every lock", func() bool {
 		m = scrape(t, url)
-		return m[`nfslockfs_releases_total{result="released"}`]+m[`nfslockfs_releases_total{result="broken"}`] == total
+		return m[`nfslockfs_releases_total{result="released"}`]+m[`nfslockfs_releases_total{result="broken"}`]+m[`nfslockfs_releases_total{result="lost"}`] == total
 	})
 	for series, want := range map[string]float64{
 		`nfslockfs_acquires_total{result="acquired"}`: total,
 		`nfslockfs_acquires_total{result="busy"}`:     0,
 		`nfslockfs_acquires_total{result="error"}`:    0,
-		`nfslockfs_releases_total{result="released"}`: total - 1,
+		`nfslockfs_releases_total{result="released"}`: total - 2,
 		`nfslockfs_releases_total{result="broken"}`:   1,
+		`nfslockfs_releases_total{result="lost"}`:     1,
 		`nfslockfs_breaks_total`:                      1,
+		`nfslockfs_lost_leases_total`:                 1,
 		`nfslockfs_acquire_wait_seconds_count`:        total,
 		`nfslockfs_hold_seconds_count`:                total,
 		`nfslockfs_stale_cleanups_total`:              1,
