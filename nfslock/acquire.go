@@ -19,7 +19,8 @@ import (
 // (context.DeadlineExceeded or context.Canceled) and, if the lock was held,
 // ErrLocked: a *HeldError naming the holder, whether the wait polled it, the
 // lock is held by this process, or the caller was queued behind another
-// waiter of this process (then one read of the lock names its holder).
+// waiter of this process (then it names the holder that waiter last saw).
+// Ending a wait does no I/O, so it returns at once even if the server hangs.
 //
 // Waiters of one process for one lock are served in arrival order: only the
 // first polls, and a release in this process hands the lock to it at once.
@@ -81,6 +82,7 @@ func (w *waiter) acquire(ctx context.Context, p string, rec Record, o *options) 
 			return nil, err
 		}
 		lastErr = err
+		waiters.saw(p, held)
 		if watch == nil {
 			watch = watchReleases(p)
 			removeOldAttempts(p, time.Now())
@@ -139,17 +141,15 @@ func (id fileID) equal(o fileID) bool {
 // waiter's last attempt, nil if it made none. The holder named is, in order:
 // this process's own Lock on p, the holder the last attempt found, or, for
 // a waiter that never attempted (queued behind another of this process),
-// whoever one read of the lock finds. The error matches ctxErr and, when a
-// holder is named, ErrLocked; it names the path once.
+// the holder the head of the queue last found. It does no I/O: a wait that
+// ends must end at once, even on a hung server. The error matches ctxErr
+// and, when a holder is named, ErrLocked; it names the path once.
 func gaveUp(p string, ctxErr, last error) error {
 	if l := heldLocks.get(p); l != nil {
 		last = l.heldError()
 	} else if last == nil {
-		switch h, id, err := readLockFile(p); {
-		case err == nil:
-			last = h.heldError(p, id)
-		case !errors.Is(err, ErrNotLocked):
-			last = err
+		if held := waiters.lastSeen(p); held != nil {
+			last = held
 		}
 	}
 	if last == nil {

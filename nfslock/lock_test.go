@@ -230,9 +230,9 @@ func TestTimeoutInProcessNamesHolder(t *testing.T) {
 				head <- err
 			}()
 			defer func() { cancel(); <-head }()
-			for deadline := time.Now().Add(10 * time.Second); waiting(p) != 1; time.Sleep(time.Millisecond) {
+			for deadline := time.Now().Add(10 * time.Second); waiters.lastSeen(p) == nil; time.Sleep(time.Millisecond) {
 				if time.Now().After(deadline) {
-					t.Fatal("the first waiter never queued")
+					t.Fatal("the first waiter never found the lock held")
 				}
 			}
 			checkTimedOutOn(t, p, wait(p), 7, "theirs")

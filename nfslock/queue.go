@@ -7,11 +7,14 @@ import "sync"
 // waiters queues the blocking acquirers of this process per lock, in
 // arrival order. Only the head of a queue polls the filesystem; a release in
 // this process wakes the head at once, and a head that leaves wakes the next.
-var waiters = waitQueues{m: make(map[string][]*waiter)}
+var waiters = waitQueues{m: make(map[string][]*waiter), seen: make(map[string]*HeldError)}
 
 type waitQueues struct {
 	mu sync.Mutex
 	m  map[string][]*waiter
+	// seen is the holder the head of each queue last found, so that the
+	// waiters behind it, which never look, can name it when they give up.
+	seen map[string]*HeldError
 }
 
 // A waiter is one blocked Acquire. wake has room for one signal, so a
@@ -49,6 +52,7 @@ func (q *waitQueues) leave(key string, w *waiter) {
 	}
 	if len(queue) == 0 {
 		delete(q.m, key)
+		delete(q.seen, key)
 		return
 	}
 	q.m[key] = queue
@@ -68,6 +72,21 @@ func (q *waitQueues) wakeHead(key string) {
 	if queue := q.m[key]; len(queue) > 0 {
 		queue[0].signal()
 	}
+}
+
+// saw records what the head of key's queue last found: the holder, or nil
+// after an attempt that failed otherwise.
+func (q *waitQueues) saw(key string, held *HeldError) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.seen[key] = held
+}
+
+// lastSeen returns the holder the head of key's queue last found, if any.
+func (q *waitQueues) lastSeen(key string) *HeldError {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.seen[key]
 }
 
 // waiting reports how many Acquire calls of this process are waiting for
