@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/nfslockfs/nfslockfs/internal/testenv"
-	"golang.org/x/sys/unix"
 )
 
 func TestCLIExitsWithCommandStatus(t *testing.T) {
@@ -196,13 +195,8 @@ func TestCLIForwardsSignals(t *testing.T) {
 }
 
 func TestCLIKill9KeepsLockWhileCommandRuns(t *testing.T) {
-	// COMMAND outlives nfslock and is then orphaned. To reap it when it
-	// ends (a reaped process is gone; a zombie still looks alive), this
-	// test process becomes the orphans' parent, whatever init does.
-	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
-		t.Skipf("cannot become a child subreaper: %v", err)
-	}
-	t.Cleanup(func() { unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0) })
+	// COMMAND outlives nfslock and is then orphaned: this test reaps it.
+	becomeSubreaper(t)
 
 	dir := t.TempDir()
 	h := startHolder(t, dir, []string{"lock"}, holdScript)

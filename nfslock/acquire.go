@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"syscall"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -15,7 +16,8 @@ import (
 // Acquire takes the lock on path, waiting until it is free, ctx ends, or a
 // permanent error (a read-only or missing directory, a name too long, ...)
 // makes waiting pointless; a path that cannot be a lock gives an error
-// matching ErrInvalidPath at once. When ctx ends, the error matches ctx.Err()
+// matching ErrInvalidPath at once, and so does a lock held in the name of
+// this very process, with one matching syscall.EDEADLK (see TryLock). When ctx ends, the error matches ctx.Err()
 // (context.DeadlineExceeded or context.Canceled) and, if the lock was held,
 // ErrLocked: a *HeldError naming the holder, whether the wait polled it, the
 // lock is held by this process, or the caller was queued behind another
@@ -78,7 +80,7 @@ func (w *waiter) acquire(ctx context.Context, p string, rec Record, o *options) 
 		}
 		var held *HeldError
 		isHeld := errors.As(err, &held)
-		if !isHeld && isPermanent(err) {
+		if errors.Is(err, syscall.EDEADLK) || !isHeld && isPermanent(err) {
 			return nil, err
 		}
 		lastErr = err

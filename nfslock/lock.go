@@ -39,7 +39,9 @@ type Lock struct {
 
 // TryLock takes the lock on path if it is free (or stale), without waiting.
 // A lock held by someone else gives an error matching ErrLocked, a
-// *HeldError naming the holder. A path that cannot be a lock gives one
+// *HeldError naming the holder; when that holder is this very process
+// (another process took the lock in its name, with WithOwner) the error
+// also matches syscall.EDEADLK. A path that cannot be a lock gives one
 // matching ErrInvalidPath (see NormalizePath). Other errors are failures of
 // the filesystem, naming the path.
 func TryLock(path string, opts ...Option) (*Lock, error) {
@@ -123,6 +125,9 @@ func tryAcquire(p string, rec Record, onStale func(Holder)) (*Lock, error) {
 			}
 			cleaned = true
 			continue
+		case h.State == HolderAlive && h.Record.Pid == os.Getpid():
+			return nil, fmt.Errorf("%w: it is held in the name of this very process, taken for it by another (an enclosing 'nfslock PATH COMMAND', or an open through nfslockfs), and is released only when this process ends; waiting for it would never end: %w",
+				h.heldError(p, id), syscall.EDEADLK)
 		case h.Lease != nil && h.State != HolderDead:
 			broken, retryAt, err := breakIfExpired(p, h, id)
 			if err != nil {

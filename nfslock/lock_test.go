@@ -402,23 +402,42 @@ func TestLeftoverRecordAtPIsReplaced(t *testing.T) {
 	}
 }
 
-func TestZombieHolderIsDead(t *testing.T) {
+// A zombie holds its lock until its parent reaps it (the parent may still
+// act for it); one that init adopted and does not reap holds nothing.
+func TestZombieHolder(t *testing.T) {
 	child := exec.Command("true")
 	if err := child.Start(); err != nil {
 		t.Fatal(err)
 	}
-	defer child.Wait()
 	rec, err := recordFor(child.Process.Pid, "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Not waited for yet: a zombie, which kill(pid, 0) still finds.
+	// Not waited for yet: a zombie of this process.
 	deadline := time.Now().Add(5 * time.Second)
-	for st, _ := readProcStat(rec.Pid); !st.exited && time.Now().Before(deadline); st, _ = readProcStat(rec.Pid) {
+	for st, _ := readProcStat(rec.Pid); st.state != 'Z' && time.Now().Before(deadline); st, _ = readProcStat(rec.Pid) {
 		time.Sleep(time.Millisecond)
 	}
+	if !alive(rec) {
+		t.Error("a zombie whose parent has not reaped it counts as dead")
+	}
+	child.Wait()
 	if alive(rec) {
-		t.Fatal("a zombie holder counts as alive")
+		t.Error("a reaped holder counts as alive")
+	}
+	for _, tc := range []struct {
+		st   procStat
+		want bool
+	}{
+		{procStat{state: 'S', parent: 1}, true},
+		{procStat{state: 'Z', parent: 4242}, true},
+		{procStat{state: 'Z', parent: 1}, false}, // adopted by an init that does not reap
+		{procStat{state: 'Z', parent: 0}, false},
+		{procStat{state: 'X', parent: 4242}, false},
+	} {
+		if got := tc.st.canHold(); got != tc.want {
+			t.Errorf("%+v: canHold() = %v, want %v", tc.st, got, tc.want)
+		}
 	}
 }
 

@@ -44,7 +44,27 @@ var bootTime = sync.OnceValues(func() (time.Time, error) {
 // procStat is what the liveness check needs of /proc/PID/stat.
 type procStat struct {
 	start  time.Time
-	exited bool // a zombie, or being reaped: it can hold nothing any more
+	state  byte // R, S, D, Z (zombie), X (being reaped), ...
+	parent int  // the parent's pid: 1 for an orphan that init adopted
+}
+
+// canHold reports whether the process can still hold a lock. A running
+// process can. One that has exited can no longer do anything, but while it
+// is a zombie of the parent that started it, that parent may still act on
+// its behalf before reaping it (nfslock hands its command's lock on to a
+// keeper when the command exits and its background processes still run):
+// it counts as alive until reaped, so no other process of the host judges
+// the lock stale in between. A zombie adopted by init (parent 1), where an
+// init that never reaps (a container without one) would keep it for ever,
+// and a process being reaped, are dead.
+func (st procStat) canHold() bool {
+	switch st.state {
+	case 'X':
+		return false
+	case 'Z':
+		return st.parent > 1
+	}
+	return true
 }
 
 // readProcStat reads /proc/PID/stat.
@@ -54,14 +74,14 @@ func readProcStat(pid int) (procStat, error) {
 		return procStat{}, err
 	}
 	// The command name, in parentheses, may hold spaces and parentheses,
-	// so fields are counted from the last ')'; state is field 3 and
-	// starttime field 22.
+	// so fields are counted from the last ')'; state is field 3, ppid
+	// field 4 and starttime field 22.
 	i := bytes.LastIndexByte(data, ')')
 	if i < 0 {
 		return procStat{}, fmt.Errorf("/proc/%d/stat: unexpected format", pid)
 	}
 	fields := bytes.Fields(data[i+1:])
-	const stateField, starttimeField = 0, 22 - 3
+	const stateField, parentField, starttimeField = 0, 1, 22 - 3
 	if len(fields) <= starttimeField {
 		return procStat{}, fmt.Errorf("/proc/%d/stat: too few fields", pid)
 	}
@@ -73,10 +93,14 @@ func readProcStat(pid int) (procStat, error) {
 	if err != nil {
 		return procStat{}, err
 	}
-	state := string(fields[stateField])
+	parent, err := strconv.Atoi(string(fields[parentField]))
+	if err != nil || len(fields[stateField]) != 1 {
+		return procStat{}, fmt.Errorf("/proc/%d/stat: unexpected state %q or ppid %q", pid, fields[stateField], fields[parentField])
+	}
 	return procStat{
 		start:  boot.Add(time.Duration(ticks) * time.Second / clockTicks),
-		exited: state == "Z" || state == "X",
+		state:  fields[stateField][0],
+		parent: parent,
 	}, nil
 }
 
@@ -113,9 +137,8 @@ func isLocal(r Record) bool {
 
 // alive reports whether the record's holder, a process of this host, still
 // runs. EPERM from kill means a process exists that we may not signal: alive
-// (Core counts it as dead and so can break a live lock). A zombie is dead:
-// where nothing reaps orphans (an init that does not, a container without
-// one) it would otherwise hold the lock for ever. A pid now used by a
+// (Core counts it as dead and so can break a live lock). A zombie is alive
+// only until its parent reaps it (see canHold). A pid now used by a
 // process that started at another time is dead: the holder's pid was reused.
 func alive(r Record) bool {
 	if r.Pid <= 0 {
@@ -130,7 +153,7 @@ func alive(r Record) bool {
 		// holder's life unknown, and an unknown holder keeps its lock.
 		return !errors.Is(err, os.ErrNotExist)
 	}
-	if st.exited {
+	if !st.canHold() {
 		return false
 	}
 	if r.StartTime.IsZero() {

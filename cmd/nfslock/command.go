@@ -58,21 +58,21 @@ func lookCommand(name string) (string, int, error) {
 }
 
 // run lets COMMAND run, now that lock is held and its record names
-// COMMAND's process, passes on the signals that arrive on sigs, and returns
-// its exit status (128+N if it died of signal N), or exitLost if the lock's
-// lease was lost meanwhile (see lossKiller). group says whether COMMAND
-// has a process group of its own.
-func (g *gatedCommand) run(lock *nfslock.Lock, group bool, sigs <-chan os.Signal, log logrus.FieldLogger) int {
+// COMMAND's process, and passes on the signals that arrive on sigs until
+// COMMAND exits. Then, before COMMAND is reaped (until then it counts as
+// the lock's live holder), it calls settle, which releases the lock or
+// hands it on, telling it whether the lock's lease was lost. run returns
+// COMMAND's exit status (128+N if it died of signal N), or exitLost if the
+// lease was lost meanwhile (see lossKiller). group says whether COMMAND has
+// a process group of its own.
+func (g *gatedCommand) run(lock *nfslock.Lock, group bool, sigs <-chan os.Signal, settle func(lost bool), log logrus.FieldLogger) int {
 	g.open(commandEnv(lock))
 	loss := &lossKiller{lock: lock, pid: g.Process.Pid, group: group}
 	defer loss.stop()
 	lost, killed := lock.Lost(), (<-chan time.Time)(nil)
 
-	exited := make(chan struct{})
-	go func() {
-		g.Wait() // its outcome is in g.ProcessState
-		close(exited)
-	}()
+	exited := make(chan error, 1)
+	go func() { exited <- waitExit(g.Process.Pid) }()
 	for {
 		select {
 		case s := <-sigs:
@@ -82,7 +82,16 @@ func (g *gatedCommand) run(lock *nfslock.Lock, group bool, sigs <-chan os.Signal
 			lost, killed = nil, loss.lost()
 		case <-killed:
 			loss.signal(syscall.SIGKILL)
-		case <-exited:
+		case err := <-exited:
+			if err != nil {
+				// Cannot watch without reaping: reap, then settle.
+				log.WithError(err).Warn("waiting for command")
+				g.Wait()
+			}
+			settle(loss.kill != nil)
+			if err == nil {
+				g.Wait() // its outcome is in g.ProcessState
+			}
 			if loss.kill != nil {
 				return exitLost
 			}

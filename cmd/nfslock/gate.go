@@ -17,16 +17,17 @@ import (
 //
 // So nfslock starts COMMAND behind a gate, before it waits for the lock: it
 // runs its own executable with argv[0] gateArg0 and the read end of a pipe
-// as file descriptor gateFD, takes the lock for that process
-// (nfslock.WithOwner), and then writes one byte to the pipe, followed by
-// the variables to add to COMMAND's environment (NUL-terminated), and
-// closes it. The gate then execs COMMAND in its own place, keeping its pid
-// and start time, so the record names COMMAND. If nfslock dies or gives up
-// first, the gate reads end of file and exits without running COMMAND.
+// as file descriptor gateFD (and the lock's scope as scopeFD: see
+// scope.go), takes the lock for that process (nfslock.WithOwner), and then
+// writes one byte to the pipe, followed by the variables to add to
+// COMMAND's environment (NUL-terminated), and closes it. The gate then
+// execs COMMAND in its own place, keeping its pid and start time, so the
+// record names COMMAND. If nfslock dies or gives up first, the gate reads
+// end of file and exits without running COMMAND.
 
 const (
 	gateArg0 = "nfslock-gate"
-	gateFD   = 3 // the first of exec.Cmd.ExtraFiles
+	gateFD   = scopeFD + 1 // the second of exec.Cmd.ExtraFiles
 )
 
 // A gatedCommand is COMMAND's process, held at its gate until run.
@@ -36,8 +37,8 @@ type gatedCommand struct {
 }
 
 // startGated starts the gate for COMMAND (argv, found at path), in a
-// process group of its own if ownGroup.
-func startGated(path string, argv []string, ownGroup bool) (*gatedCommand, error) {
+// process group of its own if ownGroup; it inherits the scope s.
+func startGated(path string, argv []string, ownGroup bool, s *scope) (*gatedCommand, error) {
 	r, w, err := os.Pipe()
 	if err != nil {
 		return nil, fmt.Errorf("starting %s: %w", argv[0], err)
@@ -51,13 +52,14 @@ func startGated(path string, argv []string, ownGroup bool) (*gatedCommand, error
 		Stdin:       os.Stdin,
 		Stdout:      os.Stdout,
 		Stderr:      os.Stderr,
-		ExtraFiles:  []*os.File{r},
+		ExtraFiles:  []*os.File{s.w, r},
 		SysProcAttr: &syscall.SysProcAttr{Setpgid: ownGroup},
 	}
 	if err := cmd.Start(); err != nil {
 		w.Close()
 		return nil, fmt.Errorf("starting %s: %w", argv[0], err)
 	}
+	s.started()
 	return &gatedCommand{Cmd: cmd, gate: w}, nil
 }
 

@@ -5,7 +5,10 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io"
 	"os"
+	"syscall"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -25,6 +28,11 @@ lock is the file PATH.nfs_lock, taken with link(2), so it excludes holders on
 every host that shares PATH's directory over NFS; it is compatible with Jane
 Street Core's Lock_file.Nfs. While COMMAND runs, the lock names COMMAND's
 process: it is held until COMMAND ends, even if nfslock itself is killed.
+As with flock(1), COMMAND's background processes keep the lock: COMMAND
+inherits file descriptor 3, and when COMMAND exits while a process that
+inherited it still runs, nfslock exits with COMMAND's status and leaves the
+lock to a keeper process (nfslock-keeper), which releases it when the last
+of them is gone.
 PATH itself may be anything, as with flock: a data file, a directory or the
 script is locked and left untouched (only a PATH that does not exist gets a
 copy of the record while the lock is held).
@@ -66,7 +74,9 @@ Exit status:
   1 (or -E N)   the lock is held (-n) or the timeout passed (-w)
   2             usage error
   66            the lock could not be taken (permission, missing directory,
-                name too long, I/O error)
+                name too long, I/O error), or it is held for nfslock's own
+                process (nfslock PATH nfslock PATH ...), which would wait
+                for itself for ever
   75            the lock's lease was lost while COMMAND ran; COMMAND was
                 stopped
   126, 127      COMMAND cannot be run, or is not found
@@ -91,11 +101,17 @@ func lockMain(args []string) int {
 	log := newLogger(c.verbose)
 	sigs, stop := notifyForwarded()
 	defer stop()
+	s, err := newScope()
+	if err != nil {
+		printError(err)
+		return exitLockFailed
+	}
+	defer s.Close()
 	// COMMAND's process starts (held at its gate) before the wait, so that
 	// the record names it from the first and its start-up does not delay
 	// the handoff.
 	group := ownGroup(c.path)
-	gated, err := startGated(command, c.argv, group)
+	gated, err := startGated(command, c.argv, group, s)
 	if err != nil {
 		printError(err)
 		return exitCannotRun
@@ -106,11 +122,52 @@ func lockMain(args []string) int {
 		gated.cancel()
 		return notAcquired(c, err, time.Since(start), log)
 	}
-	code = gated.run(lock, group, sigs, log)
-	if err := lock.Unlock(); err != nil && !errors.Is(err, nfslock.ErrLost) {
-		printError(err) // a loss was reported when it happened
+	return gated.run(lock, group, sigs, func(lost bool) { settle(lock, s, lost, log) }, log)
+}
+
+// settle ends nfslock's part in the lock once COMMAND has exited: it
+// releases the lock if its lease was lost or no process holds the scope
+// any more, and otherwise hands it on to a keeper (see scope.go). A lock
+// with a lease, which only this process renews, or one whose keeper cannot
+// be started, nfslock keeps itself until the scope is free.
+func settle(lock *nfslock.Lock, s *scope, lost bool, log logrus.FieldLogger) {
+	if lost || !s.inUse() {
+		if err := lock.Unlock(); err != nil && !errors.Is(err, nfslock.ErrLost) {
+			printError(err) // a loss was reported when it happened
+		}
+		return
 	}
-	return code
+	if lock.LeaseDuration() == 0 {
+		keeper, handover, err := startKeeper(lock.Path(), s)
+		if err == nil {
+			err = lock.SetOwner(keeper.Process.Pid)
+			handover.Close()
+			if err != nil {
+				printError(fmt.Errorf("handing the lock on to its keeper: %w", err))
+				return
+			}
+			log.WithFields(logrus.Fields{"path": lock.Path(), "pid": keeper.Process.Pid}).Info("command exited; its background processes keep the lock, held by a keeper")
+			keeper.Process.Release()
+			return
+		}
+		log.WithError(err).Warn("cannot start a keeper")
+	}
+	log.WithField("path", lock.Path()).Info("command exited; nfslock keeps the lock until its background processes end")
+	if err := lock.SetOwner(os.Getpid()); err != nil {
+		printError(err)
+	}
+	scopeFree := make(chan struct{})
+	go func() {
+		io.Copy(io.Discard, s.r)
+		close(scopeFree)
+	}()
+	select {
+	case <-scopeFree:
+	case <-lock.Lost():
+	}
+	if err := lock.Unlock(); err != nil && !errors.Is(err, nfslock.ErrLost) {
+		printError(err)
+	}
 }
 
 // notAcquired reports why the lock was not taken and returns the exit
@@ -119,6 +176,11 @@ func notAcquired(c lockConfig, err error, waited time.Duration, log logrus.Field
 	var sig *signalError
 	var held *nfslock.HeldError
 	switch {
+	case errors.Is(err, syscall.EDEADLK):
+		// Held for this very process (nfslock PATH nfslock PATH ...):
+		// never silent, and no conflict that a retry could end.
+		printError(err)
+		return exitLockFailed
 	case errors.As(err, &sig):
 		log.WithFields(logrus.Fields{"path": c.path, "waited": waited.Round(time.Millisecond)}).Infof("stopped waiting: %v", sig)
 		return 128 + int(sig.sig)

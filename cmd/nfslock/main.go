@@ -29,8 +29,11 @@ const (
 )
 
 func main() {
-	if os.Args[0] == gateArg0 {
+	switch os.Args[0] {
+	case gateArg0:
 		os.Exit(runGate(os.Args[1:]))
+	case keeperArg0:
+		os.Exit(runKeeper(os.Args[1:]))
 	}
 	code := run(os.Args[1:])
 	if err := nfslock.UnlockAll(); err != nil {
