@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -111,20 +110,13 @@ func detachDeadMount(mnt string, direct bool, log logrus.FieldLogger) error {
 // /proc/self/mountinfo (the one that path lookups reach), or "" if there
 // is none.
 func topMount(mnt string) (fstype, source string, err error) {
-	data, err := os.ReadFile("/proc/self/mountinfo")
-	if err != nil {
-		return "", "", err
-	}
-	for line := range strings.Lines(string(data)) {
-		// id parent dev root MOUNTPOINT options [optional...] - TYPE SOURCE superoptions
-		fields := strings.Fields(line)
-		sep := slices.Index(fields, "-")
-		if sep < 6 || sep+2 >= len(fields) || unescapeMountinfo(fields[4]) != mnt {
-			continue
+	mounts, err := readMounts()
+	for _, m := range mounts {
+		if m.mountpoint == mnt {
+			fstype, source = m.fstype, m.source
 		}
-		fstype, source = fields[sep+1], unescapeMountinfo(fields[sep+2])
 	}
-	return fstype, source, nil
+	return fstype, source, err
 }
 
 // unescapeMountinfo undoes mountinfo's octal escapes (\040 for a space).

@@ -212,6 +212,9 @@ func TestMountSIGTERMWithHolder(t *testing.T) {
 	}
 
 	holder.Process.Kill()
+	// Reaped, as any parent reaps its children: a zombie whose parent has
+	// yet to reap it still counts as holding its locks.
+	holder.Wait()
 	select {
 	case <-d.exited:
 		if d.err != nil {

@@ -39,9 +39,13 @@ func breakMain(args []string) int {
 	if err != nil {
 		return reportParseError(err, breakHelp)
 	}
-	h, err := nfslock.Break(paths[0])
+	p, err := lockPath(paths[0])
+	var h nfslock.Holder
+	if err == nil {
+		h, err = nfslock.Break(p)
+	}
 	if errors.Is(err, nfslock.ErrNotLocked) {
-		if dirErr := checkLockDir(paths[0]); dirErr != nil {
+		if dirErr := checkLockDir(p); dirErr != nil {
 			err = dirErr
 		}
 	}

@@ -92,6 +92,10 @@ func lockMain(args []string) int {
 	if err != nil {
 		return reportParseError(err, lockHelp)
 	}
+	if c.path, err = lockPath(c.path); err != nil {
+		printError(err)
+		return exitLockFailed
+	}
 	// Look COMMAND up before waiting, so that a typo fails at once.
 	command, code, err := lookCommand(c.argv[0])
 	if err != nil {

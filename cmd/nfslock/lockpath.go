@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/nfslockfs/nfslockfs/fusefs"
 	"github.com/nfslockfs/nfslockfs/nfslock"
 )
 
@@ -22,6 +23,26 @@ func checkLockPaths(cmd string, paths ...string) error {
 		}
 	}
 	return nil
+}
+
+// lockPath returns the path the library is to act on for PATH: PATH made
+// absolute, or, for a PATH under an nfslockfs mount, the lock in the
+// mount's backing directory that PATH shows there (what cat shows, what an
+// open through the mount takes), so that status, unlock, break and taking
+// the lock agree with the mount.
+func lockPath(path string) (string, error) {
+	abs, err := nfslock.NormalizePath(path)
+	if err != nil {
+		return "", err
+	}
+	backing, underMount, err := fusefs.BackingPath(abs)
+	switch {
+	case err != nil:
+		return "", fmt.Errorf("%s: %w", path, err)
+	case underMount:
+		return backing, nil
+	}
+	return abs, nil
 }
 
 // checkLockDir tells a free lock from a mistyped path: the library calls a

@@ -72,10 +72,14 @@ func statusMain(args []string) int {
 
 // inspect reads the lock at path for status.
 func inspect(path string) (lockView, error) {
-	h, err := nfslock.Inspect(path)
+	p, err := lockPath(path)
+	if err != nil {
+		return lockView{}, err
+	}
+	h, err := nfslock.Inspect(p)
 	switch {
 	case errors.Is(err, nfslock.ErrNotLocked):
-		return lockView{path: path}, checkLockDir(path)
+		return lockView{path: path}, checkLockDir(p)
 	case err != nil:
 		return lockView{}, err
 	}

@@ -33,9 +33,12 @@ func unlockMain(args []string) int {
 	if err != nil {
 		return reportParseError(err, unlockHelp)
 	}
-	err = nfslock.Unlock(paths[0])
+	p, err := lockPath(paths[0])
+	if err == nil {
+		err = nfslock.Unlock(p)
+	}
 	if errors.Is(err, nfslock.ErrNotLocked) {
-		if dirErr := checkLockDir(paths[0]); dirErr != nil {
+		if dirErr := checkLockDir(p); dirErr != nil {
 			err = dirErr
 		}
 	}
