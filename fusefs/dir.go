@@ -13,11 +13,13 @@ import (
 	"github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
 	"github.com/nfslockfs/nfslockfs/nfslock"
+	"golang.org/x/sys/unix"
 )
 
 // A dirNode is a directory of the backing tree. Its entries are its
-// subdirectories and its lock names: `name` for each backing file `name`
-// or `name.nfs_lock`, with the protocol's helper files hidden.
+// subdirectories, its symbolic links (symlinkNode) and its lock names:
+// `name` for each other backing file `name` or `name.nfs_lock`, with the
+// protocol's helper files hidden.
 type dirNode struct {
 	fs.Inode
 	fsys *filesystem
@@ -28,6 +30,7 @@ var (
 	_ = (fs.NodeLookuper)((*dirNode)(nil))
 	_ = (fs.NodeReaddirer)((*dirNode)(nil))
 	_ = (fs.NodeGetattrer)((*dirNode)(nil))
+	_ = (fs.NodeSetattrer)((*dirNode)(nil))
 	_ = (fs.NodeMkdirer)((*dirNode)(nil))
 	_ = (fs.NodeRmdirer)((*dirNode)(nil))
 	_ = (fs.NodeCreater)((*dirNode)(nil))
@@ -36,12 +39,60 @@ var (
 )
 
 func (n *dirNode) Getattr(ctx context.Context, f fs.FileHandle, out *fuse.AttrOut) syscall.Errno {
+	return lstatAttr(n.path, out)
+}
+
+// lstatAttr fills out with the attributes of the backing file p itself.
+func lstatAttr(p string, out *fuse.AttrOut) syscall.Errno {
 	var st syscall.Stat_t
-	if err := syscall.Lstat(n.path, &st); err != nil {
+	if err := syscall.Lstat(p, &st); err != nil {
 		return fs.ToErrno(err)
 	}
 	out.FromStat(&st)
 	return 0
+}
+
+// Setattr is chmod, chown and touch of a directory: they change the backing
+// directory. With --allow-other the kernel has checked that the caller may
+// (default_permissions); otherwise only the daemon's user has the mount.
+func (n *dirNode) Setattr(ctx context.Context, f fs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
+	if _, ok := in.GetSize(); ok {
+		return syscall.EISDIR
+	}
+	if mode, ok := in.GetMode(); ok {
+		if err := syscall.Chmod(n.path, mode&0o7777); err != nil {
+			return fs.ToErrno(err)
+		}
+	}
+	uid, uok := in.GetUID()
+	gid, gok := in.GetGID()
+	if uok || gok {
+		u, g := -1, -1
+		if uok {
+			u = int(uid)
+		}
+		if gok {
+			g = int(gid)
+		}
+		if err := syscall.Lchown(n.path, u, g); err != nil {
+			return fs.ToErrno(err)
+		}
+	}
+	atime, aok := in.GetATime()
+	mtime, mok := in.GetMTime()
+	if aok || mok {
+		times := []unix.Timespec{{Nsec: unix.UTIME_OMIT}, {Nsec: unix.UTIME_OMIT}}
+		if aok {
+			times[0] = unix.NsecToTimespec(atime.UnixNano())
+		}
+		if mok {
+			times[1] = unix.NsecToTimespec(mtime.UnixNano())
+		}
+		if err := unix.UtimesNanoAt(unix.AT_FDCWD, n.path, times, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			return fs.ToErrno(err)
+		}
+	}
+	return n.Getattr(ctx, f, out)
 }
 
 func (n *dirNode) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno {
@@ -59,9 +110,11 @@ func (n *dirNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (
 	}
 	p := filepath.Join(n.path, name)
 	var st syscall.Stat_t
-	if err := syscall.Lstat(p, &st); err == nil && st.Mode&syscall.S_IFMT == syscall.S_IFDIR {
-		out.FromStat(&st)
-		return n.child(ctx, name, true), 0
+	if err := syscall.Lstat(p, &st); err == nil {
+		if kind := st.Mode & syscall.S_IFMT; kind == syscall.S_IFDIR || kind == syscall.S_IFLNK {
+			out.FromStat(&st)
+			return n.child(ctx, name, kind), 0
+		}
 	}
 	if len(name) > nfslock.MaxNameLen {
 		return nil, syscall.ENAMETOOLONG
@@ -69,21 +122,27 @@ func (n *dirNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (
 	if errno := n.fsys.lockAttr(p, &out.Attr); errno != 0 {
 		return nil, errno
 	}
-	return n.child(ctx, name, false), 0
+	return n.child(ctx, name, syscall.S_IFREG), 0
 }
 
-// child returns the node for the entry name: the one the kernel knows
-// already if it is of the right kind, so that its inode number stays put,
-// or a new one.
-func (n *dirNode) child(ctx context.Context, name string, isDir bool) *fs.Inode {
-	if ch := n.GetChild(name); ch != nil && ch.IsDir() == isDir {
+// child returns the node for the entry name of kind (S_IFDIR, S_IFLNK, or
+// S_IFREG for a lock): the one the kernel knows already if it is of that
+// kind, so that its inode number stays put, or a new one.
+func (n *dirNode) child(ctx context.Context, name string, kind uint32) *fs.Inode {
+	if ch := n.GetChild(name); ch != nil && ch.Mode() == kind {
 		return ch
 	}
 	p := filepath.Join(n.path, name)
-	if isDir {
-		return n.NewInode(ctx, &dirNode{fsys: n.fsys, path: p}, fs.StableAttr{Mode: syscall.S_IFDIR})
+	var node fs.InodeEmbedder
+	switch kind {
+	case syscall.S_IFDIR:
+		node = &dirNode{fsys: n.fsys, path: p}
+	case syscall.S_IFLNK:
+		node = &symlinkNode{fsys: n.fsys, path: p}
+	default:
+		node = &lockNode{fsys: n.fsys, path: p}
 	}
-	return n.NewInode(ctx, &lockNode{fsys: n.fsys, path: p}, fs.StableAttr{Mode: syscall.S_IFREG})
+	return n.NewInode(ctx, node, fs.StableAttr{Mode: kind})
 }
 
 func (n *dirNode) Readdir(ctx context.Context) (fs.DirStream, syscall.Errno) {
@@ -97,6 +156,8 @@ func (n *dirNode) Readdir(ctx context.Context) (fs.DirStream, syscall.Errno) {
 		mode := uint32(syscall.S_IFREG)
 		if e.IsDir() {
 			mode = syscall.S_IFDIR
+		} else if e.Type()&os.ModeSymlink != 0 {
+			mode = syscall.S_IFLNK
 		} else if lock, ok := strings.CutSuffix(name, nfslock.LockSuffix); ok {
 			name = lock
 		}
@@ -131,11 +192,7 @@ func (n *dirNode) Mkdir(ctx context.Context, name string, mode uint32, out *fuse
 		return nil, fs.ToErrno(err)
 	}
 	out.FromStat(&st)
-	return n.child(ctx, name, true), 0
-}
-
-func (n *dirNode) Rmdir(ctx context.Context, name string) syscall.Errno {
-	return fs.ToErrno(syscall.Rmdir(filepath.Join(n.path, name)))
+	return n.child(ctx, name, syscall.S_IFDIR), 0
 }
 
 // Create is an open with O_CREAT of a name the directory does not show:
@@ -153,7 +210,7 @@ func (n *dirNode) Create(ctx context.Context, name string, flags, mode uint32, o
 		return nil, nil, 0, errno
 	}
 	n.fsys.lockAttrOfOpen(p, &out.Attr)
-	return n.child(ctx, name, false), fh, fuse.FOPEN_DIRECT_IO, 0
+	return n.child(ctx, name, syscall.S_IFREG), fh, fuse.FOPEN_DIRECT_IO, 0
 }
 
 func (n *dirNode) Unlink(ctx context.Context, name string) syscall.Errno {

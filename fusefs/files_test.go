@@ -55,9 +55,11 @@ func TestReadShowsCurrentHolderEveryTime(t *testing.T) {
 	if err != nil || rec.Message != "second" {
 		t.Errorf("record on disk: %+v, %v", rec, err)
 	}
-	f.Write([]byte(strings.Repeat("x", 5000)))
-	if rec, _ := nfslock.ReadRecord(m.lockPath("r")); len(rec.Message) != nfslock.MaxMessageLen {
-		t.Errorf("a 5000-byte write set a %d-byte message, want %d", len(rec.Message), nfslock.MaxMessageLen)
+	if _, err := f.Write([]byte(strings.Repeat("x", 5000))); !errors.Is(err, syscall.EFBIG) {
+		t.Errorf("a 5000-byte write: %v, want EFBIG", err)
+	}
+	if rec, _ := nfslock.ReadRecord(m.lockPath("r")); rec.Message != "second" {
+		t.Errorf("after a 5000-byte write the message is %d bytes, want the last one kept", len(rec.Message))
 	}
 	f.Close()
 	waitFor(t, "the lock is released", func() bool { return !m.isHeld("r") })

@@ -17,9 +17,10 @@ import (
 // filesystem is the state that the nodes of one mount share: the locks its
 // open files hold and the work it has in flight.
 type filesystem struct {
-	format Format
-	log    logrus.FieldLogger
-	events Events
+	format              Format
+	log                 logrus.FieldLogger
+	events              Events
+	backing, mountpoint string // the backing directory, and where it is mounted
 
 	// opening ends when the daemon stops taking lock-taking opens (see
 	// Server.Shutdown): blocked opens then fail with EINTR, new ones with

@@ -14,6 +14,7 @@ import (
 	"github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
 	"github.com/nfslockfs/nfslockfs/nfslock"
+	"github.com/sirupsen/logrus"
 )
 
 // A holdHandle is an open file that holds a lock. The lock belongs to the
@@ -31,6 +32,10 @@ type holdHandle struct {
 	closedAt atomic.Int64  // UnixNano of the last FLUSH: a close of one of its descriptors
 	released chan struct{} // closed when the lock has been released
 	reader   recordReader
+	// newFile: opened with O_CREAT|O_EXCL, as programs create a file to
+	// fill (cp, mv, install, rsync's temporary files, mkstemp). A lock
+	// keeps no data, so such a file's writes fail (see Write).
+	newFile bool
 }
 
 var (
@@ -72,12 +77,23 @@ func (h *holdHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.Rea
 }
 
 // Write sets the lock's message to the written text, less one trailing
-// newline and cut to nfslock.MaxMessageLen bytes; each write replaces the message.
+// newline; each write replaces the message. What the lock cannot keep
+// fails loudly, so that a copy onto the mount fails instead of losing its
+// data: a text longer than nfslock.MaxMessageLen gives EFBIG, and any write
+// on a file opened with O_EXCL (newFile) EPERM. The message stays as it was.
 func (h *holdHandle) Write(ctx context.Context, data []byte, off int64) (uint32, syscall.Errno) {
+	log := h.fsys.log.WithFields(logrus.Fields{"path": h.path, "pid": h.owner.pid, "command": h.owner.command, "bytes": len(data)})
+	if h.newFile {
+		log.Warn("refused a write on a lock file opened with O_EXCL, as programs create a file to fill: a lock keeps no data")
+		return 0, syscall.EPERM
+	}
 	msg := strings.TrimSuffix(string(data), "\n")
-	msg = msg[:min(len(msg), nfslock.MaxMessageLen)]
+	if len(msg) > nfslock.MaxMessageLen {
+		log.Warn("refused a write longer than a lock's message can be")
+		return 0, syscall.EFBIG
+	}
 	if err := h.lock.SetMessage(msg); err != nil {
-		h.fsys.log.WithError(err).WithField("path", h.path).Warn("setting the lock's message failed")
+		log.WithError(err).Warn("setting the lock's message failed")
 		if errors.Is(err, nfslock.ErrLost) {
 			h.noteLost()
 			return 0, syscall.ENOLCK // this file no longer holds the lock

@@ -179,6 +179,56 @@ func (m *testMount) mustHold(t testing.TB, name string) *os.File {
 	return f
 }
 
+// A remoteHolder is another process of this host holding a lock through
+// the mount: a shell that keeps it open.
+type remoteHolder struct {
+	cmd   *exec.Cmd
+	stdin io.WriteCloser
+	once  sync.Once
+}
+
+// holdElsewhere takes the lock name in another process, for tests in which
+// this process then contends for it: a second open by a process of a lock
+// it holds fails with EDEADLK. Close releases it (the process exits); it
+// is released when t ends at the latest.
+func (m *testMount) holdElsewhere(t testing.TB, name string) *remoteHolder {
+	t.Helper()
+	cmd := exec.Command("bash", "-c", `exec 9>"$1" || exit 1; echo held; read -r _`, "holder", m.path(name))
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := testutil.StartWithOutput(cmd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Close()
+	h := &remoteHolder{cmd: cmd, stdin: stdin}
+	t.Cleanup(h.Close)
+	said := make(chan string, 1)
+	go func() {
+		line, _ := bufio.NewReader(out).ReadString('\n')
+		said <- line
+	}()
+	select {
+	case line := <-said:
+		if line != "held\n" {
+			t.Fatalf("the holder of %s said %q", name, line)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatalf("another process could not take %s within 5s", name)
+	}
+	return h
+}
+
+// Close ends the holder, which releases its lock as it exits.
+func (h *remoteHolder) Close() {
+	h.once.Do(func() {
+		h.stdin.Close()
+		h.cmd.Wait()
+	})
+}
+
 // opener runs testdata/opener.c, a C program that opens a lock for
 // writing, reports how that went, and holds the lock until released.
 type opener struct {

@@ -147,14 +147,20 @@ func fileAttr(out *fuse.Attr) {
 }
 
 // removeLock is rm of a lock file. A held lock gives EBUSY; a free lock's
-// leftover file P is removed. A lock whose holder on this host is dead is
-// cleaned up, as the next acquirer would (safely against others doing the
-// same), and removed.
+// leftover file P is removed if it is a lock record, and anything else
+// there (a data file, a symbolic link) never is: EPERM. A lock whose
+// holder on this host is dead is cleaned up, as the next acquirer would
+// (safely against others doing the same), and removed.
 func (fsys *filesystem) removeLock(p string) syscall.Errno {
 	h, err := nfslock.Inspect(p)
 	switch {
 	case errors.Is(err, nfslock.ErrNotLocked):
-		return fs.ToErrno(syscall.Unlink(p))
+		err := nfslock.RemoveLeftover(p)
+		if errors.Is(err, nfslock.ErrNotRecord) {
+			fsys.log.WithError(err).WithField("path", p).Warn("refused to remove a backing file that is not a lock")
+			return syscall.EPERM
+		}
+		return fs.ToErrno(err)
 	case err != nil:
 		return fsys.removeFailed(err)
 	case h.State != nfslock.HolderDead:

@@ -29,7 +29,8 @@ const (
 // openLock takes the lock at path for the process opening it with flags
 // (open(2) flags as FUSE passes them), and returns the open file that holds
 // it. It waits unless flags has O_NONBLOCK or O_EXCL; then a held lock
-// gives EAGAIN, or EEXIST for O_EXCL. A wait ends with EINTR when a signal
+// gives EAGAIN, or EEXIST for O_EXCL. A process that holds the lock already
+// through another open file gets EDEADLK (see callerHolds). A wait ends with EINTR when a signal
 // must end the caller's open (see signals.go) or the daemon stops. Once it
 // has stopped, opens fail with ESHUTDOWN: not EINTR, which programs (bash
 // among them) retry at once.
@@ -49,6 +50,10 @@ func (fsys *filesystem) openLock(ctx context.Context, path string, flags uint32)
 	if c.pid == 0 {
 		log.Warn("the process opening a lock is outside the daemon's pid namespace; the lock names the daemon")
 	}
+	if fsys.callerHolds(path, c) {
+		log.Warn("the process opening the lock holds it already through another open file: EDEADLK")
+		return nil, syscall.EDEADLK
+	}
 	opts := []nfslock.Option{nfslock.WithOwner(c.pid), nfslock.WithMessage(c.command), nfslock.WithLogger(log), fsys.staleCleanup()}
 
 	start := time.Now()
@@ -62,6 +67,7 @@ func (fsys *filesystem) openLock(ctx context.Context, path string, flags uint32)
 	switch {
 	case err == nil:
 		h := newHoldHandle(fsys, lock, path, c)
+		h.newFile = excl
 		fsys.hold(h)
 		return h, 0
 	case errors.Is(err, context.Canceled):

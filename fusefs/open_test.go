@@ -92,7 +92,7 @@ func TestOpenFlagsThatLock(t *testing.T) {
 
 func TestHeldLockRefusesNonBlockingOpens(t *testing.T) {
 	m := mount(t, FormatText)
-	m.mustHold(t, "busy")
+	m.holdElsewhere(t, "busy")
 	start := time.Now()
 	if err := m.tryOpen("busy", syscall.O_NONBLOCK); !errors.Is(err, syscall.EAGAIN) {
 		t.Errorf("O_NONBLOCK open of a held lock: %v, want EAGAIN", err)
@@ -108,8 +108,8 @@ func TestHeldLockRefusesNonBlockingOpens(t *testing.T) {
 // A blocking open waits for the holder's close, then takes the lock.
 func TestBlockedOpenGetsLockAtClose(t *testing.T) {
 	m := mount(t, FormatText)
-	holder := m.mustHold(t, "handoff")
-	m.blockedOpen(t, "handoff").mustWaitFor(t, 50*time.Millisecond, "the holder closed", func() { holder.Close() })
+	holder := m.holdElsewhere(t, "handoff")
+	m.blockedOpen(t, "handoff").mustWaitFor(t, 50*time.Millisecond, "the holder closed", holder.Close)
 }
 
 // Copies of a descriptor (dup, fork) share its lock: closing one of them

@@ -77,6 +77,7 @@ func Mount(backingDir, mountpoint string, opts Options) (*Server, error) {
 		opts.Events = noEvents{}
 	}
 	fsys := newFilesystem(opts.Format, opts.Log, opts.Events)
+	fsys.backing, fsys.mountpoint = backing, mnt
 	root := &dirNode{fsys: fsys, path: backing}
 	zero := time.Duration(0)
 	fopts := &fs.Options{

@@ -5,8 +5,10 @@ package fusefs
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -19,7 +21,7 @@ import (
 // Waiters on one node for one lock get it in the order they came.
 func TestWaitersServedInArrivalOrder(t *testing.T) {
 	m := mount(t, FormatText)
-	holder := m.mustHold(t, "queue")
+	holder := m.holdElsewhere(t, "queue")
 	const n = 5
 	var (
 		mu    sync.Mutex
@@ -56,7 +58,7 @@ func TestWaitersServedInArrivalOrder(t *testing.T) {
 // cat of another lock still answers at once.
 func TestManyBlockedOpensLeaveOthersResponsive(t *testing.T) {
 	m := mount(t, FormatText)
-	holder := m.mustHold(t, "busy")
+	holder := m.holdElsewhere(t, "busy")
 	m.mustHold(t, "other")
 	const n = 200
 	var wg sync.WaitGroup
@@ -158,26 +160,33 @@ func deadPid(t *testing.T) int {
 func TestContendedLockDoesNotStallItsDirectory(t *testing.T) {
 	m := mount(t, FormatText)
 	const hold, contenders = 100 * time.Millisecond, 8
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
+	// Contenders are processes of their own: one process opening a lock it
+	// holds gets EDEADLK.
+	var (
+		stopping, failed atomic.Bool
+		wg               sync.WaitGroup
+		procs            []*exec.Cmd
+	)
 	for range contenders {
+		p := exec.Command("bash", "-c", `while :; do exec 9>"$1"; sleep 0.1; exec 9>&-; done`, "contender", m.path("hot"))
+		if err := p.Start(); err != nil {
+			t.Fatal(err)
+		}
+		procs = append(procs, p)
 		wg.Go(func() {
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				f, err := m.openWrite("hot", 0)
-				if err != nil {
-					t.Errorf("contender: %v", err)
-					return
-				}
-				time.Sleep(hold)
-				f.Close()
+			p.Wait()
+			if !stopping.Load() {
+				failed.Store(true) // its open failed: the shell exits
 			}
 		})
 	}
+	defer func() {
+		stopping.Store(true)
+		for _, p := range procs {
+			p.Process.Kill()
+		}
+		wg.Wait()
+	}()
 	var slowest time.Duration
 	for end := time.Now().Add(12 * hold); time.Now().Before(end); time.Sleep(5 * time.Millisecond) {
 		start := time.Now()
@@ -191,9 +200,10 @@ func TestContendedLockDoesNotStallItsDirectory(t *testing.T) {
 		}
 		slowest = max(slowest, time.Since(start))
 	}
-	close(stop)
-	wg.Wait()
-	t.Logf("while %d threads took turns holding a lock for %v, the slowest create, close and ls of another took %v", contenders, hold, slowest)
+	if failed.Load() {
+		t.Error("a contender's open failed")
+	}
+	t.Logf("while %d processes took turns holding a lock for %v, the slowest create, close and ls of another took %v", contenders, hold, slowest)
 	if slowest >= hold {
 		t.Errorf("a create and ls of another lock took %v: the directory stalled behind a waiting create", slowest)
 	}
@@ -207,7 +217,7 @@ func TestContendedLockDoesNotStallItsDirectory(t *testing.T) {
 // the same caller's retry of the same create waits.
 func TestCreateOfTakenLockIsRetriedAsOpen(t *testing.T) {
 	m := mount(t, FormatText)
-	holder := m.mustHold(t, "raced")
+	holder := m.holdElsewhere(t, "raced")
 	caller := &fuse.Context{Caller: fuse.Caller{Pid: uint32(syscall.Gettid())}, Cancel: make(chan struct{})}
 	path := m.lockPath("raced")
 	flags := uint32(syscall.O_WRONLY | syscall.O_CREAT)

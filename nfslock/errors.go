@@ -18,6 +18,9 @@ var (
 	ErrNotLocked = errors.New("not locked")
 	// ErrCorrupt: P.nfs_lock exists but does not hold a holder record.
 	ErrCorrupt = errors.New("corrupt lock record")
+	// ErrNotRecord: a file that only a lock record may be removed in place
+	// of is something else (a data file, a directory, a symbolic link).
+	ErrNotRecord = errors.New("not a lock record")
 )
 
 // HeldError reports a lock held by someone else. It matches ErrLocked, and

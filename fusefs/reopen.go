@@ -1,0 +1,75 @@
+//go:build linux
+
+package fusefs
+
+import (
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/nfslockfs/nfslockfs/nfslock"
+)
+
+// ownCloseGrace is how long an open by the process that holds the lock,
+// but shows no descriptor of it, waits for the holding file's RELEASE
+// before it counts as a reopen of its own lock. The process has most
+// likely just closed it (the kernel sends RELEASE shortly after close
+// returns); a wrong EDEADLK would fail a correct program, a wait only
+// delays it.
+const ownCloseGrace = 500 * time.Millisecond
+
+// callerHolds reports whether the process c already holds the lock at path
+// through another open file of this mount. Its open would wait for itself
+// forever, so it gets EDEADLK instead. A process is its thread group as it
+// runs now: another thread of it is the same process; a forked child, even
+// one that shares the open file, is not (it waits, as with flock(2)), nor
+// is a new process that reuses the pid of a holder that exited (the record's
+// start time tells them apart).
+//
+// A process that has a descriptor of the file open is answered at once.
+// One that has none (it has just closed it, or it runs in another mount
+// namespace, where the file has another path) waits up to ownCloseGrace for
+// the release.
+func (fsys *filesystem) callerHolds(path string, c caller) bool {
+	h := fsys.holderOf(path)
+	if h == nil || c.pid == 0 || h.owner.pid != c.pid {
+		return false
+	}
+	if !hasOpen(c.pid, fsys.mountPath(path)) {
+		t := time.NewTimer(ownCloseGrace)
+		defer t.Stop()
+		select {
+		case <-h.released:
+			return false
+		case <-t.C:
+		}
+	}
+	holder, err := nfslock.Inspect(path)
+	return err == nil && holder.Record.Pid == c.pid && holder.State == nfslock.HolderAlive
+}
+
+// mountPath returns the path through the mount of the backing path p.
+func (fsys *filesystem) mountPath(p string) string {
+	rel, err := filepath.Rel(fsys.backing, p)
+	if err != nil {
+		return ""
+	}
+	return filepath.Join(fsys.mountpoint, rel)
+}
+
+// hasOpen reports whether process pid has a descriptor open on the file
+// at path, as /proc/PID/fd shows it.
+func hasOpen(pid int, path string) bool {
+	dir := "/proc/" + strconv.Itoa(pid) + "/fd/"
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return false
+	}
+	for _, e := range entries {
+		if target, err := os.Readlink(dir + e.Name()); err == nil && target == path {
+			return true
+		}
+	}
+	return false
+}
