@@ -17,9 +17,11 @@ import (
 )
 
 // A dirNode is a directory of the backing tree. Its entries are its
-// subdirectories, its symbolic links (symlinkNode) and its lock names:
-// `name` for each other backing file `name` or `name.nfs_lock`, with the
-// protocol's helper files hidden.
+// subdirectories, its symbolic links to directories (symlinkNode) and its
+// lock names: `name` for each other backing file `name` (a symbolic link
+// to a file among them: the lock's files are its own, the link is never
+// followed or removed) or `name.nfs_lock`, with the protocol's helper
+// files hidden.
 type dirNode struct {
 	fs.Inode
 	fsys *filesystem
@@ -111,7 +113,7 @@ func (n *dirNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (
 	p := filepath.Join(n.path, name)
 	var st syscall.Stat_t
 	if err := syscall.Lstat(p, &st); err == nil {
-		if kind := st.Mode & syscall.S_IFMT; kind == syscall.S_IFDIR || kind == syscall.S_IFLNK {
+		if kind := st.Mode & syscall.S_IFMT; kind == syscall.S_IFDIR || kind == syscall.S_IFLNK && linksToDir(p) {
 			out.FromStat(&st)
 			return n.child(ctx, name, kind), 0
 		}
@@ -156,7 +158,7 @@ func (n *dirNode) Readdir(ctx context.Context) (fs.DirStream, syscall.Errno) {
 		mode := uint32(syscall.S_IFREG)
 		if e.IsDir() {
 			mode = syscall.S_IFDIR
-		} else if e.Type()&os.ModeSymlink != 0 {
+		} else if e.Type()&os.ModeSymlink != 0 && linksToDir(filepath.Join(n.path, name)) {
 			mode = syscall.S_IFLNK
 		} else if lock, ok := strings.CutSuffix(name, nfslock.LockSuffix); ok {
 			name = lock

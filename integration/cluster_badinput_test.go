@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nfslockfs/nfslockfs/internal/testutil"
 	"github.com/nfslockfs/nfslockfs/nfslock"
 )
 
@@ -167,7 +168,7 @@ timeout 5 bash -c 'exec 9>"$MNT/lockfile"'; echo "open=$?"`)
 // A read-only directory (EROFS) and one the user may not write (EACCES):
 // permanent errors, reported at once even by a caller willing to wait.
 func TestClusterReadOnlyAndDeniedDirs(t *testing.T) {
-	ro, roMnt, allowMnt := t.TempDir(), t.TempDir(), t.TempDir()
+	ro, roMnt, allowMnt := t.TempDir(), testutil.MountpointDir(t), testutil.MountpointDir(t)
 	c := newCluster(t, clusterConfig{hosts: 1, multiUser: true, limit: 2 * time.Minute})
 	n := c.nodes[0]
 	// nobody must reach the export, the binaries and the mountpoint.
