@@ -34,11 +34,13 @@ const ClaimSuffix = ".lock-break"
 // a breaker that died while breaking.
 const maxClaims = 64
 
-// lockVersion identifies one version of P.nfs_lock: a renewal or a new
-// record makes another.
+// lockVersion identifies one version of P.nfs_lock, the same on every
+// host: a renewal or a new record makes another. It hashes what the server
+// says (the inode number, the mtime, the record), not the device number,
+// which each NFS client numbers its own way.
 func lockVersion(id fileID, raw []byte) string {
 	h := fnv.New64a()
-	binary.Write(h, binary.LittleEndian, [3]uint64{id.dev, id.ino, uint64(id.mtime.UnixNano())})
+	binary.Write(h, binary.LittleEndian, [2]uint64{id.ino, uint64(id.mtime.UnixNano())})
 	h.Write(raw)
 	return hex.EncodeToString(h.Sum(nil))
 }

@@ -239,6 +239,25 @@ func TestBreakerLeavesRenewedOrRetakenLock(t *testing.T) {
 	}
 }
 
+// Every host names a version's claim alike: NFS clients number the device
+// each their own way.
+func TestLockVersionIgnoresDevice(t *testing.T) {
+	at := time.Now()
+	a := lockVersion(fileID{dev: 1, ino: 7, mtime: at}, []byte("r"))
+	if b := lockVersion(fileID{dev: 2, ino: 7, mtime: at}, []byte("r")); a != b {
+		t.Errorf("versions differ with the device: %s, %s", a, b)
+	}
+	for _, other := range []string{
+		lockVersion(fileID{dev: 1, ino: 8, mtime: at}, []byte("r")),
+		lockVersion(fileID{dev: 1, ino: 7, mtime: at.Add(time.Nanosecond)}, []byte("r")),
+		lockVersion(fileID{dev: 1, ino: 7, mtime: at}, []byte("s")),
+	} {
+		if other == a {
+			t.Errorf("another inode, mtime or record gives the same version %s", a)
+		}
+	}
+}
+
 // A live claim of another breaker keeps the lock; an expired one (its
 // breaker died) is taken over by the next claim.
 func TestBreakClaims(t *testing.T) {
