@@ -5,6 +5,8 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -435,5 +437,42 @@ func TestInvalidLeaseFileFailsLoudly(t *testing.T) {
 	_, err := TryLock(p)
 	if !errors.Is(err, syscall.EINVAL) || !strings.Contains(err.Error(), p) || !strings.Contains(err.Error(), LeaseFile) {
 		t.Errorf("TryLock under an invalid lease file: %v; want EINVAL naming the lock and the file", err)
+	}
+}
+
+// Many held leases cost one scheduling goroutine and at most one batch in
+// flight, not a goroutine each; all are renewed.
+func TestRenewalsShareOneGoroutine(t *testing.T) {
+	const n = 200
+	p := leaseDir(t, testLease)
+	before := runtime.NumGoroutine()
+	var locks []*Lock
+	for i := range n {
+		l, err := TryLock(p + strconv.Itoa(i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		locks = append(locks, l)
+	}
+	first, err := Inspect(locks[0].Path())
+	if err != nil {
+		t.Fatal(err)
+	}
+	most := 0
+	for end := time.Now().Add(testLease * 3 / 2); time.Now().Before(end); time.Sleep(10 * time.Millisecond) {
+		most = max(most, runtime.NumGoroutine()-before)
+	}
+	t.Logf("%d leases held for 1.5 leases: at most %d more goroutines", n, most)
+	if most > 2 {
+		t.Errorf("%d leases took %d goroutines, want at most 2 (the scheduler and one batch)", n, most)
+	}
+	for _, l := range locks {
+		h, err := Inspect(l.Path())
+		if err != nil || !h.Lease.Renewed.After(first.Lease.Renewed) || l.Err() != nil {
+			t.Fatalf("%s: %+v, %v, Err %v: not renewed", l.Path(), h.Lease, err, l.Err())
+		}
+		if err := l.Unlock(); err != nil {
+			t.Fatal(err)
+		}
 	}
 }

@@ -219,6 +219,8 @@ func (r *renewer) schedule() {
 			hl.mu.Lock()
 			deadline, nextDue := hl.deadline(), hl.nextDue
 			switch {
+			case hl.err != nil:
+				delete(r.leases, hl) // ended before it was handed over
 			case !t.Before(deadline):
 				expired = append(expired, hl)
 			case hl.inFlight:
