@@ -26,8 +26,8 @@ import (
 // leases. It holds one duration, in Go's syntax ("30s", "1m30s") or in
 // seconds ("30", "2.5"), on a line of its own; blank lines and lines
 // starting with # are ignored. Every host reads it; a host caches what it
-// read for leaseConfigTTL, so a change takes effect on every host within
-// that time, for the locks taken from then on: a lock keeps the duration it
+// read for 10 seconds, so a change takes effect on every host within that
+// time, for the locks taken from then on: a lock keeps the duration it
 // was taken with until it is released.
 const LeaseFile = ".nfslock-lease"
 
@@ -64,7 +64,7 @@ type Lease struct {
 
 // leaseConfigTTL is how long a host trusts what it read of a directory's
 // LeaseFile (or of its absence): every acquire would otherwise pay an NFS
-// round trip for it.
+// round trip for it. LeaseFile's documentation states its value.
 const leaseConfigTTL = 10 * time.Second
 
 type leaseConfig struct {
