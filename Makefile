@@ -10,6 +10,9 @@ SOAKTIMEOUT ?= 24h
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 # gofmt of the toolchain that builds, so formatting follows the same Go.
 GOFMT     ?= $(shell $(GO) env GOROOT)/bin/gofmt
+# Packages that work on Linux only: every file says //go:build linux, so that
+# elsewhere they fail to build with "build constraints exclude all Go files".
+LINUX_ONLY := ./nfslock ./fusefs ./metrics ./cmd/nfslock ./cmd/nfslockfs
 
 # Tools, run through the Go module proxy at pinned versions.
 NFPM      := $(GO) run github.com/goreleaser/nfpm/v2/cmd/nfpm@v2.48.0
@@ -31,10 +34,12 @@ all: build
 build:
 	$(GO) build -o $(BIN)/ ./cmd/...
 
-## lint: gofmt, go.mod/go.sum tidy, staticcheck; prints what to fix and fails on any finding
+## lint: gofmt, //go:build linux on Linux-only packages, go.mod/go.sum tidy, staticcheck; prints what to fix and fails on any finding
 lint:
 	@unformatted=$$($(GOFMT) -l .); \
 	if [ -n "$$unformatted" ]; then echo "gofmt -l: run gofmt -w on:"; echo "$$unformatted"; exit 1; fi
+	@untagged=$$(GOOS=darwin $(GO) list -e -f '{{range .GoFiles}}{{$$.Dir}}/{{.}} {{end}}{{range .TestGoFiles}}{{$$.Dir}}/{{.}} {{end}}{{range .XTestGoFiles}}{{$$.Dir}}/{{.}} {{end}}' $(LINUX_ONLY)); \
+	if [ -n "$$untagged" ]; then echo "files of Linux-only packages without //go:build linux:"; echo "$$untagged" | tr ' ' '\n'; exit 1; fi
 	$(GO) mod tidy -diff
 	$(GO) run $(STATICCHECK) ./...
 
