@@ -210,8 +210,8 @@ func holderFields(path string, h nfslock.Holder) logrus.Fields {
 	if !h.Since.IsZero() {
 		f["held"] = time.Since(h.Since).Round(time.Millisecond)
 	}
-	if h.Record.Host == "" {
-		f["record"] = string(h.Raw) // logrus quotes it as needed
+	if h.State == nfslock.HolderCorrupt || h.Record.Host == "" {
+		f["raw"] = string(h.Raw) // as nfslock status names it; logrus quotes it as needed
 		return f
 	}
 	f["host"], f["pid"], f["message"] = h.Record.Host, h.Record.Pid, h.Record.Message
