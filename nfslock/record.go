@@ -26,8 +26,8 @@ type Record struct {
 const MaxRecordSize = 64 << 10
 
 // MaxMessageLen is the longest message, in bytes, that this project's
-// programs put in a record: the CLI refuses a longer --message and cuts a
-// command line used as the message, the mount cuts a longer write. It keeps
+// programs put in a record: the CLI refuses a longer --message, the mount a
+// longer write (EFBIG), and both cut a command line used as the message. It keeps
 // records small for every reader, Core's included. The library itself
 // accepts any message whose record fits in MaxRecordSize.
 const MaxMessageLen = 4 << 10
