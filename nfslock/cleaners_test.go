@@ -160,7 +160,7 @@ func TestRacingCleanersInProcess(t *testing.T) {
 			wg.Go(func() {
 				<-start
 				r := &results[i]
-				r.removed, r.err = removeIfUnchanged(p, raw)
+				r.removed, r.err = removeIfUnchanged(p, raw, "cleaning up")
 				if r.removed {
 					r.lock, r.err = TryLock(p)
 				}

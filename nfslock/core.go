@@ -103,7 +103,7 @@ func Unlock(path string) error {
 	if !mine {
 		return fmt.Errorf("%w; not ours to unlock", h.heldError(path, id))
 	}
-	removed, err := removeIfUnchanged(path, h.Raw)
+	removed, err := removeIfUnchanged(path, h.Raw, "unlocking")
 	if err != nil {
 		return err
 	}
@@ -167,7 +167,7 @@ func Break(path string) (Holder, error) {
 	if err != nil {
 		return Holder{}, err
 	}
-	removed, err := removeIfUnchanged(path, h.Raw)
+	removed, err := removeIfUnchanged(path, h.Raw, "breaking the lock")
 	if err != nil {
 		return h, err
 	}

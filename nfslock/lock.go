@@ -116,7 +116,7 @@ func tryAcquire(p string, rec Record, onStale func(Holder)) (*Lock, error) {
 		case err != nil:
 			return nil, err
 		case h.State == HolderDead && !cleaned && try < maxTries:
-			removed, err := removeIfUnchanged(p, h.Raw)
+			removed, err := removeIfUnchanged(p, h.Raw, fmt.Sprintf("cleaning up the stale lock of pid %d on %s, which is gone", h.Record.Pid, h.Record.Host))
 			if err != nil {
 				return nil, err
 			}

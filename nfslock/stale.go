@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"syscall"
 )
 
@@ -73,11 +74,11 @@ func (fl *flockedLock) Close() {
 }
 
 // removeIfUnchanged removes the lock at p if P.nfs_lock still holds exactly
-// the bytes raw, which the caller judged removable. It reports whether it
-// removed it. Of several cleaners that judged the same stale lock, exactly
+// the bytes raw, which the caller judged removable; doing says why, for
+// errors ("cleaning up a stale lock"). It reports whether it removed it. Of several cleaners that judged the same stale lock, exactly
 // one removes it; the others find the name gone or naming a new lock, and
 // leave it alone.
-func removeIfUnchanged(p string, raw []byte) (bool, error) {
+func removeIfUnchanged(p string, raw []byte, doing string) (bool, error) {
 	fl, err := openFlocked(p)
 	if errors.Is(err, ErrNotLocked) {
 		return false, nil
@@ -99,9 +100,31 @@ func removeIfUnchanged(p string, raw []byte) (bool, error) {
 		if errors.Is(err, os.ErrNotExist) {
 			return false, nil // removed by a process outside the flock (Core)
 		}
-		return false, fmt.Errorf("nfslock: %s: removing a stale lock: %w", p, err)
+		return false, removalError(p, doing, fl, err)
 	}
 	return true, nil
+}
+
+// removalError reports a failed removal of the lock files of fl. A sticky
+// directory (a shared lock directory, as /tmp is) lets only a file's owner,
+// the directory's owner and root remove it: that is said, with the owner,
+// so that a user who meets another user's lock knows whom to ask.
+func removalError(p, doing string, fl *flockedLock, err error) error {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		err = pe.Err
+	}
+	dir := filepath.Dir(p)
+	di, derr := os.Stat(dir)
+	fi, ferr := fl.f.Stat()
+	if errors.Is(err, os.ErrPermission) && derr == nil && di.Mode()&os.ModeSticky != 0 && ferr == nil {
+		owner := fi.Sys().(*syscall.Stat_t).Uid
+		if int(owner) != os.Geteuid() {
+			return fmt.Errorf("nfslock: %s: %s: its files belong to uid %d and the directory %s is sticky, so only that user, the directory's owner or root may remove them: %w",
+				p, doing, owner, dir, err)
+		}
+	}
+	return fmt.Errorf("nfslock: %s: %s: removing %s: %w", p, doing, lockFile(p), err)
 }
 
 // removeLockFiles removes P if it is a holder record, and then P.nfs_lock,

@@ -120,6 +120,12 @@ func lockMain(args []string) int {
 		printError(err)
 		return exitCannotRun
 	}
+	// The lock's files are 0666 whatever the caller's umask, as the
+	// mount's daemon makes them: who may lock is decided by the directory
+	// (creating and removing names in it), and every user of a mount
+	// shared with --allow-other must be able to open a held lock to wait
+	// for it. COMMAND, started already, keeps the caller's umask.
+	syscall.Umask(0)
 	start := time.Now()
 	lock, err := acquire(c, gated.Process.Pid, sigs, log)
 	if err != nil {
