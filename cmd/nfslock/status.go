@@ -86,7 +86,7 @@ func inspect(path string) (lockView, error) {
 	v := lockView{path: path, holder: &h}
 	if h.Lease != nil {
 		// Without the server's time the rest is still worth showing.
-		if v.serverNow, err = nfslock.ServerTime(filepath.Dir(path)); err != nil {
+		if v.serverNow, err = nfslock.ServerTime(filepath.Dir(p)); err != nil {
 			printError(err)
 		}
 	}
