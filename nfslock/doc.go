@@ -17,6 +17,14 @@
 // stale). A lock held on another host cannot be judged from here: it stays
 // held until its holder releases it or an operator breaks it (Break).
 //
+// Unless its directory opts in to leases (LeaseFile): there every holder
+// renews its lock every third of the lease by the NFS server's clock, any
+// host breaks a lock not renewed for a whole lease (judged by the server's
+// clock only, and safely when several hosts try at once), a holder that
+// could not renew in time learns it (Lock.Lost, Lock.Err, ErrLost), and each
+// acquisition gets a fencing token (Lock.Token). Core's processes still see
+// ordinary locks.
+//
 // Two APIs share one implementation. The handle API (TryLock, Acquire and
 // the methods of Lock) is what Go programs and the rest of this project use.
 // The Core-style API (Create, BlockingCreate, CriticalSection, Unlock,

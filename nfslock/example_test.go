@@ -101,3 +101,27 @@ func ExampleInspect() {
 	}
 	// Output: alive holder, message "frame 1-240"
 }
+
+// In a lease directory a holder checks its lock before each action of its
+// critical section, and passes its fencing token to the storage it writes.
+func ExampleLock_Err() {
+	dir := exampleDir()
+	defer os.RemoveAll(dir)
+	if err := os.WriteFile(filepath.Join(dir, nfslock.LeaseFile), []byte("30s\n"), 0o644); err != nil {
+		log.Fatal(err)
+	}
+	l, err := nfslock.Acquire(context.Background(), filepath.Join(dir, "nightly"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer l.Unlock()
+	for step := range 2 {
+		if err := l.Err(); err != nil { // errors.Is(err, nfslock.ErrLost)
+			log.Fatal(err)
+		}
+		fmt.Printf("step %d with token %d\n", step, l.Token())
+	}
+	// Output:
+	// step 0 with token 1
+	// step 1 with token 1
+}
