@@ -21,6 +21,7 @@ type filesystem struct {
 	log                 logrus.FieldLogger
 	events              Events
 	backing, mountpoint string // the backing directory, and where it is mounted
+	noLockOnOpen        bool   // see Options.NoLockOnOpen
 
 	// opening ends when the daemon stops taking lock-taking opens (see
 	// Server.Shutdown): blocked opens then fail with EINTR, new ones with
@@ -31,7 +32,9 @@ type filesystem struct {
 	releasing     sync.WaitGroup // releases handed off by RELEASE, until done
 	creates       staleCreates
 	mu            sync.Mutex
-	held          map[string]*holdHandle // by lock path: the open files holding locks
+	held          map[string]*holdHandle   // by lock path: the open files holding locks
+	fileLocks     map[lockOwner]*ownerLock // the locks taken by flock(2) and fcntl(2)
+	flushes       *flushOwners             // the lock owner of each FLUSH in flight
 }
 
 // errStopping is why blocked opens fail when the daemon stops.
@@ -39,7 +42,8 @@ var errStopping = errors.New("nfslockfs is shutting down")
 
 func newFilesystem(format Format, log logrus.FieldLogger, events Events) *filesystem {
 	opening, stop := context.WithCancelCause(context.Background())
-	return &filesystem{format: format, log: log, events: events, opening: opening, cancelOpening: stop, held: make(map[string]*holdHandle)}
+	return &filesystem{format: format, log: log, events: events, opening: opening, cancelOpening: stop,
+		held: make(map[string]*holdHandle), fileLocks: make(map[lockOwner]*ownerLock)}
 }
 
 // recordText returns what a read of the lock at path shows now: the
@@ -139,12 +143,7 @@ func (fsys *filesystem) forget(h *holdHandle) {
 // the next acquirer of this host cleans it up.
 func (fsys *filesystem) settle() {
 	fsys.releasing.Wait()
-	fsys.mu.Lock()
-	left := make([]*holdHandle, 0, len(fsys.held))
-	for _, h := range fsys.held {
-		left = append(left, h)
-	}
-	fsys.mu.Unlock()
+	left := fsys.holds()
 	deadline := time.Now().Add(settleGrace)
 	for _, h := range left {
 		for !h.ownerDead() && time.Now().Before(deadline) {
@@ -161,6 +160,21 @@ func (fsys *filesystem) settle() {
 }
 
 const settleGrace = 2 * time.Second
+
+// holds returns the locks that the mount's open files hold now, by their
+// open or by flock(2) and fcntl(2).
+func (fsys *filesystem) holds() []*holdHandle {
+	fsys.mu.Lock()
+	defer fsys.mu.Unlock()
+	left := make([]*holdHandle, 0, len(fsys.held)+len(fsys.fileLocks))
+	for _, h := range fsys.held {
+		left = append(left, h)
+	}
+	for _, ol := range fsys.fileLocks {
+		left = append(left, ol.hold)
+	}
+	return left
+}
 
 // ownerDead reports whether the lock h holds names a process that is gone.
 func (h *holdHandle) ownerDead() bool {

@@ -113,6 +113,7 @@ func (h *holdHandle) Write(ctx context.Context, data []byte, off int64) (uint32,
 // notes the time for the "release timing" rule (see tryLock).
 func (h *holdHandle) Flush(ctx context.Context) syscall.Errno {
 	h.closedAt.Store(time.Now().UnixNano())
+	h.fsys.closedByOwner(ctx, h.path)
 	return 0
 }
 
@@ -141,16 +142,53 @@ func (h *holdHandle) awaitRelease() {
 	}
 }
 
-// A readHandle is a read-only open file: it never blocks and never locks.
-type readHandle struct {
+// A plainHandle is an open file that took no lock by its open: a
+// read-only one, which never blocks, or, on a mount with NoLockOnOpen, any.
+// flock(2) and fcntl(2) on it take the lock (see filelocks.go), its writes
+// set the message of the lock taken so, and its FLUSH and RELEASE let go of
+// what they took.
+type plainHandle struct {
 	fsys   *filesystem
 	path   string
 	reader recordReader
 }
 
-var _ = (fs.FileReader)((*readHandle)(nil))
+var (
+	_ = (fs.FileReader)((*plainHandle)(nil))
+	_ = (fs.FileWriter)((*plainHandle)(nil))
+	_ = (fs.FileFlusher)((*plainHandle)(nil))
+	_ = (fs.FileReleaser)((*plainHandle)(nil))
+)
 
-func (h *readHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
+// Write sets the message of the lock that this open file, or the writing
+// process, took by flock(2) or fcntl(2), as a write on a holding
+// descriptor does; without one it fails with ENOLCK.
+func (h *plainHandle) Write(ctx context.Context, data []byte, off int64) (uint32, syscall.Errno) {
+	c, _ := callerOf(ctx)
+	hold := h.fsys.fileLockFor(h, c.pid)
+	if hold == nil {
+		return 0, syscall.ENOLCK
+	}
+	return hold.Write(ctx, data, off)
+}
+
+// Flush comes with every close(2) of one of its descriptors: the closing
+// process's POSIX lock on the file goes, and the close is noted for the
+// "release timing" rule (see tryLock).
+func (h *plainHandle) Flush(ctx context.Context) syscall.Errno {
+	h.fsys.noteClose(h)
+	h.fsys.closedByOwner(ctx, h.path)
+	return 0
+}
+
+// Release comes after the last close: the flock and OFD locks taken
+// through it go.
+func (h *plainHandle) Release(ctx context.Context) syscall.Errno {
+	h.fsys.releaseFileLocksOf(h)
+	return 0
+}
+
+func (h *plainHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
 	return h.reader.read(h.fsys, h.path, dest, off)
 }
 

@@ -41,8 +41,8 @@ func (n *lockNode) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint3
 // (see openLock and createLock). The handle is never nil: without one, the
 // kernel sends no RELEASE, and the lock would never be released.
 func (fsys *filesystem) open(ctx context.Context, path string, flags uint32, create bool) (fs.FileHandle, syscall.Errno) {
-	if flags&syscall.O_ACCMODE == syscall.O_RDONLY {
-		return &readHandle{fsys: fsys, path: path}, 0
+	if flags&syscall.O_ACCMODE == syscall.O_RDONLY || fsys.noLockOnOpen {
+		return &plainHandle{fsys: fsys, path: path}, 0
 	}
 	take := fsys.openLock
 	if create {

@@ -38,26 +38,17 @@ func (fsys *filesystem) openLock(ctx context.Context, path string, flags uint32)
 	if fsys.opening.Err() != nil {
 		return nil, syscall.ESHUTDOWN
 	}
-	c, err := callerOf(ctx)
-	if err != nil {
-		// /proc would not say (the caller died, or /proc hides it): name
-		// the thread, which is the process for a single-threaded caller.
-		fsys.log.WithError(err).WithFields(logrus.Fields{"path": path, "tid": c.tid}).
-			Warn("cannot identify the process opening a lock; naming its thread")
-		c.pid = c.tid
-	}
-	log := fsys.log.WithFields(logrus.Fields{"path": path, "pid": c.pid, "command": c.command})
-	if c.pid == 0 {
-		log.Warn("the process opening a lock is outside the daemon's pid namespace; the lock names the daemon")
-	}
+	c, log := fsys.lockerOf(ctx, path)
 	if fsys.callerHolds(path, c) {
 		log.Warn("the process opening the lock holds it already through another open file: EDEADLK")
 		return nil, syscall.EDEADLK
 	}
-	opts := []nfslock.Option{nfslock.WithOwner(c.pid), nfslock.WithMessage(c.command), nfslock.WithLogger(log), fsys.staleCleanup()}
-
+	opts := fsys.lockOptions(c, log)
 	start := time.Now()
-	var lock *nfslock.Lock
+	var (
+		lock *nfslock.Lock
+		err  error
+	)
 	excl := flags&syscall.O_EXCL != 0
 	if excl || flags&syscall.O_NONBLOCK != 0 {
 		lock, err = fsys.tryLock(path, opts)
@@ -83,6 +74,30 @@ func (fsys *filesystem) openLock(ctx context.Context, path string, flags uint32)
 	return nil, errnoOf(err)
 }
 
+// lockerOf identifies the process that asks for the lock at path in the
+// request ctx, and returns it with a logger with its fields.
+func (fsys *filesystem) lockerOf(ctx context.Context, path string) (caller, logrus.FieldLogger) {
+	c, err := callerOf(ctx)
+	if err != nil {
+		// /proc would not say (the caller died, or /proc hides it): name
+		// the thread, which is the process for a single-threaded caller.
+		fsys.log.WithError(err).WithFields(logrus.Fields{"path": path, "tid": c.tid}).
+			Warn("cannot identify the process taking a lock; naming its thread")
+		c.pid = c.tid
+	}
+	log := fsys.log.WithFields(logrus.Fields{"path": path, "pid": c.pid, "command": c.command})
+	if c.pid == 0 {
+		log.Warn("the process taking a lock is outside the daemon's pid namespace; the lock names the daemon")
+	}
+	return c, log
+}
+
+// lockOptions name c in a lock's record: its pid and, as the message, its
+// command line.
+func (fsys *filesystem) lockOptions(c caller, log logrus.FieldLogger) []nfslock.Option {
+	return []nfslock.Option{nfslock.WithOwner(c.pid), nfslock.WithMessage(c.command), nfslock.WithLogger(log), fsys.staleCleanup()}
+}
+
 // tryLock takes the lock without waiting, except for the release of a lock
 // whose open file was just closed: the kernel sends RELEASE shortly after
 // close() returns, and "close, then open again with O_NONBLOCK" must work
@@ -90,7 +105,7 @@ func (fsys *filesystem) openLock(ctx context.Context, path string, flags uint32)
 // holds is held whatever its record says: nfslock.TryLock never judges a
 // lock of its own process from the disk.)
 func (fsys *filesystem) tryLock(path string, opts []nfslock.Option) (*nfslock.Lock, error) {
-	fsys.holderOf(path).awaitRelease()
+	fsys.awaitRelease(path)
 	return nfslock.TryLock(path, opts...)
 }
 

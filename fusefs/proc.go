@@ -16,6 +16,7 @@ import (
 // the process it belongs to and the state of its signals.
 type threadStatus struct {
 	tgid int // the thread group id: the process's pid
+	ppid int // its parent process
 	// pending holds the signals pending for the thread or its whole
 	// process; the other sets are the thread's mask and the process's
 	// dispositions.
@@ -39,6 +40,8 @@ func readThreadStatus(tid int) (threadStatus, error) {
 		switch string(key) {
 		case "Tgid":
 			st.tgid, err = strconv.Atoi(string(value))
+		case "PPid":
+			st.ppid, err = strconv.Atoi(string(value))
 		case "SigPnd", "ShdPnd":
 			var s sigset
 			s, err = parseSigset(value)

@@ -3,9 +3,7 @@
 package fusefs
 
 import (
-	"os"
 	"path/filepath"
-	"strconv"
 	"time"
 
 	"github.com/nfslockfs/nfslockfs/nfslock"
@@ -61,15 +59,5 @@ func (fsys *filesystem) mountPath(p string) string {
 // hasOpen reports whether process pid has a descriptor open on the file
 // at path, as /proc/PID/fd shows it.
 func hasOpen(pid int, path string) bool {
-	dir := "/proc/" + strconv.Itoa(pid) + "/fd/"
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		return false
-	}
-	for _, e := range entries {
-		if target, err := os.Readlink(dir + e.Name()); err == nil && target == path {
-			return true
-		}
-	}
-	return false
+	return len(fdsOn(pid, path)) > 0
 }

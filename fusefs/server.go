@@ -30,6 +30,12 @@ type Options struct {
 	AllowOther bool
 	// Debug logs every FUSE request and reply at debug level.
 	Debug bool
+	// NoLockOnOpen makes opening a lock file for writing take no lock:
+	// only flock(2), fcntl(2) and lockf(3) on it do. It suits programs that
+	// open a lock file for writing and then lock it with lockf(F_TLOCK),
+	// such as pidfile daemons, which expect "already running" at once
+	// rather than an open that waits.
+	NoLockOnOpen bool
 	// Events hears of acquisitions, releases and errors, for monitoring.
 	// Nil means nobody listens.
 	Events Events
@@ -78,6 +84,7 @@ func Mount(backingDir, mountpoint string, opts Options) (*Server, error) {
 	}
 	fsys := newFilesystem(opts.Format, opts.Log, opts.Events)
 	fsys.backing, fsys.mountpoint = backing, mnt
+	fsys.noLockOnOpen = opts.NoLockOnOpen
 	root := &dirNode{fsys: fsys, path: backing}
 	zero := time.Duration(0)
 	fopts := &fs.Options{
@@ -95,14 +102,19 @@ func Mount(backingDir, mountpoint string, opts Options) (*Server, error) {
 			ExtraCapabilities: fuse.CAP_ATOMIC_O_TRUNC,
 			// ls needs names only; READDIRPLUS would read every record.
 			DisableReadDirPlus: true,
-			Debug:              opts.Debug,
-			Logger:             log.New(logWriter{opts.Log, opts.Debug}, "", 0),
+			// flock(2) and fcntl(2) locks come to the daemon, which makes
+			// them cluster locks (filelocks.go), instead of being granted
+			// by the kernel on this node alone.
+			EnableLocks: true,
+			Debug:       opts.Debug,
+			Logger:      log.New(logWriter{opts.Log, opts.Debug}, "", 0),
 		},
 	}
 	if opts.AllowOther {
 		fopts.MountOptions.Options = append(fopts.MountOptions.Options, "default_permissions")
 	}
-	srv, err := fuse.NewServer(fs.NewNodeFS(root, fopts), mnt, &fopts.MountOptions)
+	fsys.flushes = &flushOwners{RawFileSystem: fs.NewNodeFS(root, fopts)}
+	srv, err := fuse.NewServer(fsys.flushes, mnt, &fopts.MountOptions)
 	if err != nil {
 		return nil, fmt.Errorf("mounting %s: %w", mnt, err)
 	}

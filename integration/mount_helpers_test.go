@@ -110,8 +110,15 @@ func (d *daemon) isHeld(name string) bool {
 // combined output; it fails t if the script takes more than 10s.
 func (d *daemon) shell(t *testing.T, script string) (string, error) {
 	t.Helper()
+	return runScript(t, script, "MNT="+d.mnt, "BACKING="+d.backing, "NFSLOCK="+bin("nfslock"))
+}
+
+// runScript runs a bash script with env added to the environment, and
+// returns its combined output; it fails t if the script takes more than 10s.
+func runScript(t *testing.T, script string, env ...string) (string, error) {
+	t.Helper()
 	cmd := exec.Command("bash", "-c", script)
-	cmd.Env = append(cliEnv(), "MNT="+d.mnt, "BACKING="+d.backing, "NFSLOCK="+bin("nfslock"))
+	cmd.Env = append(cliEnv(), env...)
 	cmd.WaitDelay = time.Second
 	var out testutil.SyncBuffer
 	cmd.Stdout, cmd.Stderr = &out, &out

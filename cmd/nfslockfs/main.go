@@ -138,6 +138,7 @@ func parseArgs(args []string, out io.Writer) (config, error) {
 	logFormat := flags.String("log-format", "text", "log `format`: text or json")
 	flags.StringVar(&cfg.logFile, "log-file", "", "append the log to `file` instead of stderr (or the journal, under systemd)")
 	flags.BoolVar(&cfg.mount.Debug, "debug", false, "log every FUSE request and reply (at debug level)")
+	flags.BoolVar(&cfg.mount.NoLockOnOpen, "no-lock-on-open", false, "opening for writing takes no lock; only flock(2), fcntl(2) and lockf(3) do (for pidfile daemons)")
 	format := flags.String("format", "text", "record `format` that reads show: text, sexp (the raw record) or json")
 	flags.StringVar(&cfg.metricsListen, "metrics-listen", "", "serve Prometheus metrics at http://`address`/metrics (host:port, :port)")
 	version := flags.Bool("version", false, "print the version and exit")
