@@ -139,8 +139,9 @@ f = open(sys.argv[1])
 fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
 print("locked", flush=True)
 open(sys.argv[2] + "/go").readline()
-' $A/py $T &
-sleep 0.3
+' $A/py $T >$T/log &
+until [ -s $T/log ]; do sleep 0.01; done
+cat $T/log
 python3 -c '
 import fcntl, sys
 try:
@@ -186,8 +187,9 @@ open(sys.argv[2] + "/go").readline()
 open(sys.argv[1]).close()
 print("closed another descriptor", flush=True)
 open(sys.argv[2] + "/go").readline()
-' $A/posix $T &
-sleep 0.3
+' $A/posix $T >$T/log &
+until [ -s $T/log ]; do sleep 0.01; done
+cat $T/log
 python3 -c '
 import fcntl, sys
 try:
@@ -197,7 +199,8 @@ except OSError as e:
     print("other node:", e.strerror)
 ' $B/posix
 echo go >$T/go
-sleep 0.3
+until [ "$(wc -l <$T/log)" = 2 ]; do sleep 0.01; done
+tail -1 $T/log
 takeAfter $B posix && echo "free while the first descriptor is open"
 echo go >$T/go
 wait

@@ -83,7 +83,7 @@ type mountRequest struct {
 
 // Mount options of nfslockfs's own, and the daemon's flag each becomes.
 var (
-	mountSwitches = map[string]string{"allow_other": "--allow-other", "debug": "--debug"}
+	mountSwitches = map[string]string{"allow_other": "--allow-other", "debug": "--debug", "no_lock_on_open": "--no-lock-on-open"}
 	mountValues   = map[string]string{
 		"format":         "--format",
 		"log_level":      "--log-level",
