@@ -54,7 +54,8 @@ if ! $GO test -run '^$' -bench . -benchtime "$BENCHTIME" -count "$BENCHCOUNT" ./
   echo "bench: some Go benchmarks failed; going on with the rest" >&2
 fi
 "$work/lockbench" run -bin "$BIN" -peers bench/peers "$@" >"$work/lockbench.txt"
-cat "$work/lockbench.txt" "$work/gobench.txt" >"$RESULTS"
+# The Go benchmarks' results and failures, without the logs of failed ones.
+{ cat "$work/lockbench.txt"; grep -E '^(Benchmark|goos:|goarch:|pkg:|cpu:|--- FAIL)' "$work/gobench.txt"; } >"$RESULTS"
 "$work/lockbench" report -doc "$DOC" -chart "$work/chart.dat" "$RESULTS"
 gnuplot -e "datafile='$work/chart.dat'; outfile='$PNG'; stamp='$(date -u '+%Y-%m-%d %H:%M UTC')'" bench/chart.gp
 echo "bench: $RESULTS, the tables of $DOC and $PNG rewritten"

@@ -75,3 +75,25 @@ func TestQuickRun(t *testing.T) {
 		t.Errorf("the report lacks the mount:\n%s\n%s", md.String(), rs.chartData())
 	}
 }
+
+// TestReadGoBench checks that report reads go test -bench output, failed
+// benchmarks included: their failure is a note, the others' rows stay.
+func TestReadGoBench(t *testing.T) {
+	out := "pkg: example.com/m/fusefs\nBenchmarkA-2   \t--- FAIL: BenchmarkA\n    x_test.go:1: broken\n" +
+		"--- FAIL: BenchmarkA-2\nBenchmarkB-2 \t 100\t 2500 ns/op\t 2.0 p50-µs\nBenchmarkB-2 \t 100\t 3500 ns/op\t 3.0 p50-µs\n"
+	var rs resultSet
+	if err := rs.read(strings.NewReader(out)); err != nil {
+		t.Fatal(err)
+	}
+	if len(rs.notes) != 1 || !strings.Contains(rs.notes[0], "BenchmarkA-2 of package fusefs failed") {
+		t.Errorf("notes %q, want one for BenchmarkA", rs.notes)
+	}
+	if len(rs.tables) != 1 || len(rs.tables[0].rows) != 1 || rs.tables[0].rows[0].name != "B" {
+		t.Fatalf("tables %+v, want one row B", rs.tables)
+	}
+	var md bytes.Buffer
+	rs.markdown(&md)
+	if !strings.Contains(md.String(), "| B | 2 | 100 | 2.5 µs | 2 µs |") {
+		t.Errorf("markdown:\n%s", md.String())
+	}
+}

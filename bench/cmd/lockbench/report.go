@@ -97,9 +97,13 @@ func (rs *resultSet) read(r io.Reader) error {
 			}
 			continue
 		}
+		if name, ok := strings.CutPrefix(strings.TrimSpace(line), "--- FAIL: "); ok {
+			rs.notes = append(rs.notes, fmt.Sprintf("%s of package %s failed: its figures are missing", name, pkg))
+			continue
+		}
 		f := strings.Fields(line)
 		if len(f) < 4 || len(f)%2 != 0 || !strings.HasPrefix(f[0], "Benchmark") {
-			continue
+			continue // a benchmark's log, or a line of its failure
 		}
 		group, name, ok := strings.Cut(strings.TrimPrefix(f[0], "Benchmark"), "/")
 		if ok {
@@ -112,7 +116,7 @@ func (rs *resultSet) read(r io.Reader) error {
 		}
 		n, err := strconv.ParseFloat(f[1], 64)
 		if err != nil {
-			return fmt.Errorf("bad line %q", line)
+			continue // "BenchmarkX-2 --- FAIL: ...", its failure noted below it
 		}
 		rw := rs.row(group, name)
 		rw.n = append(rw.n, n)
