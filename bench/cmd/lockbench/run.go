@@ -185,7 +185,7 @@ func runMain(args []string, stdout io.Writer) error {
 	}
 	if !skipped["scale"] && d != nil {
 		progress("scale")
-		if err := measureScale(rec, d, sz.heldLocks, sz.queuedWaiters); err != nil {
+		if err := measureScale(rec, d, s.goWorker("open"), sz.heldLocks, sz.queuedWaiters); err != nil {
 			rec.note("scale stopped: %v", err)
 		}
 	}

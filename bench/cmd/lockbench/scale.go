@@ -18,11 +18,11 @@ import (
 // Scale: this process holds many locks at once through the mount (daemon
 // memory, `ls` time), then queues many waiters on one lock (daemon memory,
 // and whether the lock is handed on in the order they came).
-func measureScale(rec *recorder, d *daemon, locks, waiters int) error {
+func measureScale(rec *recorder, d *daemon, holder func(string) spec, locks, waiters int) error {
 	if err := holdMany(rec, d, locks); err != nil {
 		return err
 	}
-	return queueMany(rec, d, waiters)
+	return queueMany(rec, d, holder, waiters)
 }
 
 func holdMany(rec *recorder, d *daemon, n int) error {
@@ -72,11 +72,12 @@ func holdMany(rec *recorder, d *daemon, n int) error {
 	return nil
 }
 
-// queueMany queues n waiters on one lock, each a thread of this process
-// blocked in open, started only once the one before it is blocked; then
-// releases the lock and records the order in which they get it. Each waiter
-// releases at once, so the lock passes down the queue.
-func queueMany(rec *recorder, d *daemon, n int) error {
+// queueMany queues n waiters on one lock that a holder process keeps (a
+// process reopening a lock it holds gets EDEADLK), each waiter a thread of
+// this process blocked in open, started only once the one before it is
+// blocked; then releases the lock and records the order in which they get
+// it. Each waiter releases at once, so the lock passes down the queue.
+func queueMany(rec *recorder, d *daemon, holderSpec func(string) spec, n int) error {
 	rssBefore := d.rss()
 	dir := filepath.Join(d.mnt, "scale-wait")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -84,8 +85,12 @@ func queueMany(rec *recorder, d *daemon, n int) error {
 	}
 	lock := filepath.Join(dir, "L")
 	flags := syscall.O_WRONLY | syscall.O_CREAT | syscall.O_TRUNC | syscall.O_CLOEXEC
-	holder, err := syscall.Open(lock, flags, 0o666)
+	holder, err := startProc(holderSpec(lock))
 	if err != nil {
+		return err
+	}
+	defer holder.stop()
+	if _, err := holder.call("lock"); err != nil {
 		return err
 	}
 	var (
@@ -115,14 +120,16 @@ func queueMany(rec *recorder, d *daemon, n int) error {
 			}
 		})
 		if err := waitBlockedInOpen(<-tid); err != nil {
-			syscall.Close(holder)
+			holder.call("unlock")
 			wg.Wait()
 			return fmt.Errorf("waiter %d: %w", i, err)
 		}
 	}
 	rssWaiting := d.rss()
 	start := time.Now()
-	syscall.Close(holder)
+	if _, err := holder.call("unlock"); err != nil {
+		return err
+	}
 	wg.Wait()
 	drain := time.Since(start)
 	var outOfOrder, farthest int
