@@ -217,7 +217,7 @@ func openPlain(name string) (*os.File, os.FileInfo, error) {
 // lease). If it fails, the lock is given back.
 func (l *Lock) startLease(dur time.Duration, start, heldSince time.Time) error {
 	hl := &heldLease{l: l, dur: dur, heldSince: heldSince, lost: make(chan struct{}),
-		lastOK: start, nextDue: start.Add(dur / 3), ino: l.ino}
+		lastOK: start, nextDue: start.Add(dur / 3), ino: l.ino, data: l.data}
 	prev, err := readTokenFile(l.path)
 	if err == nil {
 		hl.token = prev.token + 1
@@ -236,6 +236,7 @@ func (l *Lock) startLease(dur time.Duration, start, heldSince time.Time) error {
 		return err
 	}
 	l.lease = hl // activate hands it to the renewer
+	lostLeases.Delete(l.path)
 	return nil
 }
 

@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nfslockfs/nfslockfs/internal/faultfs"
+	"github.com/nfslockfs/nfslockfs/internal/testenv"
 	"github.com/nfslockfs/nfslockfs/internal/testutil"
 )
 
@@ -476,5 +478,85 @@ func TestRenewalsShareOneGoroutine(t *testing.T) {
 		if err := l.Unlock(); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// A server that hangs: renewals block, but the holder still learns of the
+// loss at its deadline (the renewer's scheduler does no I/O), Err answers
+// at once, and once the server is back the lock expires and is taken again.
+func TestLeaseLostWhileServerHangs(t *testing.T) {
+	testenv.NeedFUSE(t)
+	backing, mnt := t.TempDir(), t.TempDir()
+	fault, err := faultfs.Mount(backing, mnt, faultfs.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { fault.Unmount() })
+	if err := os.WriteFile(filepath.Join(backing, LeaseFile), []byte(testLease.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { leaseConfigs.Delete(mnt) })
+	p := filepath.Join(mnt, "lock")
+	l, err := TryLock(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fault.Hang()
+	hung := time.Now()
+	select {
+	case <-l.Lost():
+		t.Logf("lease lost %v after the server hung (lease %v)", time.Since(hung).Round(time.Millisecond), testLease)
+	case <-time.After(testLease):
+		fault.Resume()
+		t.Fatal("Lost not closed within a lease of the server hanging")
+	}
+	answered := make(chan error, 1)
+	go func() { answered <- l.Err() }()
+	select {
+	case err := <-answered:
+		if !errors.Is(err, ErrLost) {
+			t.Errorf("Err while the server hangs: %v, want ErrLost", err)
+		}
+	case <-time.After(time.Second):
+		t.Error("Err blocked while the server hangs")
+	}
+	fault.Resume()
+	if err := l.Unlock(); !errors.Is(err, ErrLost) {
+		t.Errorf("Unlock after the loss: %v, want ErrLost", err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 3*testLease)
+	defer cancel()
+	l, err = Acquire(ctx, p)
+	if err != nil {
+		t.Fatalf("taking the expired lock again: %v", err)
+	}
+	if l.Token() != 2 {
+		t.Errorf("token %d, want 2", l.Token())
+	}
+	l.Unlock()
+}
+
+// A holder that finds its lease past its deadline inside a call (Unlock,
+// SetMessage) fails the call with ErrLost, without deadlock.
+func TestLossFoundInsideACall(t *testing.T) {
+	p := leaseDir(t, testLease)
+	for _, call := range []func(*Lock) error{(*Lock).Unlock, func(l *Lock) error { return l.SetMessage("m") }} {
+		l, err := TryLock(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		skewClock(t, testLease)
+		done := make(chan error, 1)
+		go func() { done <- call(l) }()
+		select {
+		case err := <-done:
+			if !errors.Is(err, ErrLost) {
+				t.Errorf("a call past the deadline: %v, want ErrLost", err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("a call past the deadline hangs")
+		}
+		localClock.Store(skewedClock(0))
+		os.Remove(lockFile(p)) // it expires; make room at once
 	}
 }

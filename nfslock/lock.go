@@ -125,7 +125,7 @@ func tryAcquire(p string, rec Record, onStale func(Holder)) (*Lock, error) {
 			}
 			cleaned = true
 			continue
-		case h.State == HolderAlive && h.Record.Pid == os.Getpid():
+		case h.State == HolderAlive && h.Record.Pid == os.Getpid() && !lostHere(p, id.ino, h.Raw):
 			return nil, fmt.Errorf("%w: it is held in the name of this very process, taken for it by another (an enclosing 'nfslock PATH COMMAND', or an open through nfslockfs), and is released only when this process ends; waiting for it would never end: %w",
 				h.heldError(p, id), syscall.EDEADLK)
 		case h.Lease != nil && h.State != HolderDead:
@@ -314,12 +314,12 @@ func (l *Lock) replaceRecord(rec Record) error {
 			os.Remove(copyForP)
 		}
 		if l.lease != nil {
-			l.lease.replaced(l.ino)
+			l.lease.replaced(l.ino, l.data)
 		}
 		return pathError(l.path, err)
 	}
 	if l.lease != nil {
-		l.lease.replaced(a.ino)
+		l.lease.replaced(a.ino, data)
 		l.lease.redeclare(a.ino)
 	}
 	if haveCopy && rename(copyForP, l.path) != nil {

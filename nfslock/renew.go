@@ -3,6 +3,7 @@
 package nfslock
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"sync"
@@ -32,6 +33,7 @@ type heldLease struct {
 	nextDue  time.Time
 	inFlight bool
 	ino      uint64 // P.nfs_lock's inode: the renewal checks it is still ours
+	data     []byte // the record in it
 	pending  uint64 // a replacement's inode, while replaceRecord renames it in
 	err      error  // why the lease ended: lost (ErrLost) or released (ErrNotLocked)
 }
@@ -69,6 +71,7 @@ func (hl *heldLease) lose(reason error) {
 	}
 	hl.err = fmt.Errorf("nfslock: %s: lease lost: %w", hl.l.path, reason)
 	close(hl.lost)
+	lostLeases.Store(hl.l.path, lostLease{hl.ino, hl.data})
 	hl.mu.Unlock()
 	renewals.remove(hl)
 	heldLocks.remove(hl.l)
@@ -94,10 +97,10 @@ func (hl *heldLease) replacing(ino uint64) {
 	hl.pending = ino
 }
 
-func (hl *heldLease) replaced(ino uint64) {
+func (hl *heldLease) replaced(ino uint64, data []byte) {
 	hl.mu.Lock()
 	defer hl.mu.Unlock()
-	hl.ino, hl.pending = ino, 0
+	hl.ino, hl.data, hl.pending = ino, data, 0
 }
 
 func (hl *heldLease) owns(ino uint64) bool {
@@ -279,4 +282,22 @@ func earliest(a, b time.Time) time.Time {
 // lock without them.
 func (hl *heldLease) redeclare(ino uint64) {
 	writeTokenFile(hl.l.path, tokenInfo{token: hl.token, ino: ino, heldSince: hl.heldSince, lease: hl.dur})
+}
+
+// lostLeases remembers, per path, the lock file of the last lease this
+// process lost there: that file still names this process, but nobody renews
+// it, so it expires like another holder's, where a file naming this
+// process is otherwise held for it by another (see tryAcquire).
+var lostLeases sync.Map // path → lostLease
+
+type lostLease struct {
+	ino  uint64
+	data []byte
+}
+
+// lostHere reports whether the lock file of inode ino holding raw is a
+// lease this process lost.
+func lostHere(p string, ino uint64, raw []byte) bool {
+	v, ok := lostLeases.Load(p)
+	return ok && v.(lostLease).ino == ino && bytes.Equal(v.(lostLease).data, raw)
 }
