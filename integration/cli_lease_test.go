@@ -149,3 +149,35 @@ func isZombie(stat []byte) bool {
 	f := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:]))
 	return len(f) > 0 && (f[0] == "Z" || f[0] == "X")
 }
+
+// nfslock killed (-9) in a lease directory: nobody renews the lease any
+// more, so COMMAND is told at once with SIGTERM.
+func TestCLILeaseKilledNfslockStopsCommand(t *testing.T) {
+	dir := leaseDirectory(t)
+	marker := filepath.Join(dir, "term")
+	ctx, cancel := context.WithTimeout(t.Context(), cliTimeout)
+	defer cancel()
+	cmd := nfslockCmd(ctx, dir, "lock", "sh", "-c", `trap 'echo TERM >"$0"; exit 0' TERM; echo started; while :; do sleep 0.05; done`, marker)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if line, _ := bufio.NewReader(out).ReadString('\n'); line != "started\n" {
+		t.Fatalf("COMMAND did not start: %q", line)
+	}
+	cmd.Process.Kill()
+	cmd.Wait()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if data, err := os.ReadFile(marker); err == nil && string(data) == "TERM\n" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("COMMAND got no SIGTERM after nfslock was killed")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

@@ -36,9 +36,9 @@ type gatedCommand struct {
 	gate *os.File // the pipe's write end: a byte opens the gate
 }
 
-// startGated starts the gate for COMMAND (argv, found at path), in a
-// process group of its own if ownGroup; it inherits the scope s.
-func startGated(path string, argv []string, ownGroup bool, s *scope) (*gatedCommand, error) {
+// startGated starts the gate for COMMAND (argv, found at path), with the
+// process attributes attr (see commandAttr); it inherits the scope s.
+func startGated(path string, argv []string, attr *syscall.SysProcAttr, s *scope) (*gatedCommand, error) {
 	r, w, err := os.Pipe()
 	if err != nil {
 		return nil, fmt.Errorf("starting %s: %w", argv[0], err)
@@ -53,7 +53,7 @@ func startGated(path string, argv []string, ownGroup bool, s *scope) (*gatedComm
 		Stdout:      os.Stdout,
 		Stderr:      os.Stderr,
 		ExtraFiles:  []*os.File{s.w, r},
-		SysProcAttr: &syscall.SysProcAttr{Setpgid: ownGroup},
+		SysProcAttr: attr,
 	}
 	if err := cmd.Start(); err != nil {
 		w.Close()

@@ -20,19 +20,25 @@ import (
 // once, SIGKILL when the holder's margin (a sixth of the lease) has passed,
 // and exits with exitLost once COMMAND has ended.
 
-// ownGroup reports whether COMMAND gets a process group of its own, so that
-// a lost lease reaches everything it started: in a lease directory, unless
-// nfslock's stdin is a terminal, where COMMAND must stay in the terminal's
-// foreground group for job control (then the signals go to COMMAND alone).
-// Outside lease directories COMMAND stays in nfslock's group, as with
-// flock(1).
-func ownGroup(path string) bool {
+// commandAttr returns COMMAND's process attributes for the lock path, and
+// whether COMMAND gets a process group of its own. Outside lease
+// directories COMMAND is an ordinary child in nfslock's group, as with
+// flock(1). In a lease directory:
+//
+//   - COMMAND gets a process group of its own, so that a lost lease reaches
+//     everything it started, unless nfslock's stdin is a terminal, where
+//     COMMAND must stay in the terminal's foreground group for job control
+//     (then the signals go to COMMAND alone);
+//   - COMMAND gets SIGTERM if nfslock dies (kill -9): nobody renews the
+//     lease any more, so other hosts will take the lock a lease later.
+func commandAttr(path string) (attr *syscall.SysProcAttr, group bool) {
 	dur, err := nfslock.DirLease(path)
 	if err != nil || dur == 0 {
-		return false
+		return nil, false
 	}
 	_, err = unix.IoctlGetTermios(int(os.Stdin.Fd()), unix.TCGETS)
-	return err != nil
+	group = err != nil
+	return &syscall.SysProcAttr{Setpgid: group, Pdeathsig: syscall.SIGTERM}, group
 }
 
 // commandEnv is what COMMAND finds in its environment besides nfslock's:

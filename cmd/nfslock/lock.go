@@ -65,9 +65,9 @@ every token given out before for this lock, on any host. There COMMAND
 runs in a process group of its own (unless stdin is a terminal); if the
 lease is lost (nfslock could not renew it in time, or found it broken),
 nfslock says so on stderr, sends SIGTERM to that group at once and
-SIGKILL a sixth of the lease later, and exits with status 75. Killing
-nfslock itself there lets the lease expire: other hosts take the lock a
-lease later, even though COMMAND still runs.
+SIGKILL a sixth of the lease later, and exits with status 75. If nfslock
+itself is killed there, nobody renews the lease, which other hosts take a
+lease later: COMMAND gets SIGTERM at once.
 
 Exit status:
   COMMAND's status, or 128+N if it died of signal N
@@ -114,8 +114,8 @@ func lockMain(args []string) int {
 	// COMMAND's process starts (held at its gate) before the wait, so that
 	// the record names it from the first and its start-up does not delay
 	// the handoff.
-	group := ownGroup(c.path)
-	gated, err := startGated(command, c.argv, group, s)
+	attr, group := commandAttr(c.path)
+	gated, err := startGated(command, c.argv, attr, s)
 	if err != nil {
 		printError(err)
 		return exitCannotRun
