@@ -162,6 +162,8 @@ func (n *dirNode) Readdir(ctx context.Context) (fs.DirStream, syscall.Errno) {
 			mode = syscall.S_IFLNK
 		} else if lock, ok := strings.CutSuffix(name, nfslock.LockSuffix); ok {
 			name = lock
+		} else if lock, ok := nfslock.ReaderLockName(name); ok {
+			name = lock // held shared only
 		}
 		if name == "" || nfslock.IsHelperFile(name) {
 			continue

@@ -37,9 +37,13 @@ import (
 //   - F_GETLK reports the holder's pid when it is a process of this node,
 //     and a conflicting lock with pid 0 when it is not.
 //
-// Limits: shared requests (LOCK_SH, F_RDLCK) take the lock exclusively.
-// Converting a lock between shared and exclusive keeps the lock held. A
-// lock on a directory of the mount is the kernel's own, node-local: FUSE
+// Shared requests (LOCK_SH, F_RDLCK) take nfslock's shared lock. A shared
+// lock asked to become exclusive is released first, as flock(2) converts;
+// an exclusive one asked to become shared stays exclusive.
+//
+// Limits: a shared flock lock's record names the requester (or its
+// sharing ancestor), not renamed when that process exits. A lock on a
+// directory of the mount is the kernel's own, node-local: FUSE
 // does not pass directory locks to the daemon.
 
 // A lockOwner is one kernel lock owner's claim on one lock path.
@@ -52,10 +56,12 @@ type lockOwner struct {
 // an open file that holds the lock by its open is (never registered with
 // the kernel): the lock, the process it names, its release.
 type ownerLock struct {
-	hold   *holdHandle
-	via    *plainHandle // the open file it was taken through
-	posix  bool         // not flock(2)'s: POSIX (a process's) or OFD (the open file's)
-	ranges byteRanges   // what the owner has locked; the lock goes when nothing is left
+	hold   *holdHandle         // an exclusive lock; nil for a shared one
+	shared *nfslock.SharedLock // a shared lock (LOCK_SH, F_RDLCK); nil for an exclusive one
+	holder caller              // the process its record names
+	via    *plainHandle        // the open file it was taken through
+	posix  bool                // not flock(2)'s: POSIX (a process's) or OFD (the open file's)
+	ranges byteRanges          // what the owner has locked; the lock goes when nothing is left
 }
 
 var (
@@ -73,7 +79,7 @@ func (n *lockNode) Setlkw(ctx context.Context, f fs.FileHandle, owner uint64, lk
 }
 
 func (n *lockNode) Getlk(ctx context.Context, f fs.FileHandle, owner uint64, lk *fuse.FileLock, flags uint32, out *fuse.FileLock) syscall.Errno {
-	return n.fsys.getlk(n.path, f, owner, out)
+	return n.fsys.getlk(n.path, f, owner, lk, out)
 }
 
 // offsetMax is the kernel's OFFSET_MAX, where a lock "to the end of the
@@ -104,7 +110,7 @@ func (fsys *filesystem) setlk(ctx context.Context, path string, f fs.FileHandle,
 	default:
 		return syscall.EINVAL
 	}
-	if fsys.extendFileLock(key, lk) {
+	if fsys.extendFileLock(ctx, key, lk) {
 		return 0
 	}
 	start := time.Now()
@@ -114,14 +120,15 @@ func (fsys *filesystem) setlk(ctx context.Context, path string, f fs.FileHandle,
 }
 
 // takeFileLock takes the lock of key through the open file via, for lk's
-// range; posix is false for flock(2)'s requests.
+// range, shared for F_RDLCK; posix is false for flock(2)'s requests.
 func (fsys *filesystem) takeFileLock(ctx context.Context, key lockOwner, via *plainHandle, lk *fuse.FileLock, posix, wait bool) syscall.Errno {
 	path := key.path
 	if fsys.opening.Err() != nil {
 		return syscall.ENOLCK
 	}
 	c, log := fsys.lockerOf(ctx, path)
-	if wait && fsys.heldByProcess(path, c.pid) {
+	shared := lk.Typ == syscall.F_RDLCK
+	if wait && fsys.heldByProcess(path, c.pid, shared) {
 		log.Warn("a process waits for a lock that it holds itself through the mount: EDEADLK")
 		return syscall.EDEADLK
 	}
@@ -135,14 +142,26 @@ func (fsys *filesystem) takeFileLock(ctx context.Context, key lockOwner, via *pl
 	}
 	opts := fsys.lockOptions(c, log)
 	start := time.Now()
-	var (
-		lock *nfslock.Lock
-		err  error
-	)
-	if wait {
-		lock, err = fsys.waitLock(ctx, c, path, opts, log)
-	} else {
-		lock, err = fsys.tryLock(path, opts)
+	ol := &ownerLock{holder: c, via: via, posix: posix}
+	var err error
+	switch {
+	case shared && wait:
+		ol.shared, err = waitToAcquire(fsys, ctx, c, log, func(wait context.Context) (*nfslock.SharedLock, error) {
+			return nfslock.AcquireShared(wait, path, opts...)
+		})
+	case shared:
+		fsys.awaitRelease(path)
+		ol.shared, err = nfslock.TryLockShared(path, opts...)
+	default:
+		var lock *nfslock.Lock
+		if wait {
+			lock, err = fsys.waitLock(ctx, c, path, opts, log)
+		} else {
+			lock, err = fsys.tryLock(path, opts)
+		}
+		if err == nil {
+			ol.hold = newHoldHandle(fsys, lock, path, c)
+		}
 	}
 	switch {
 	case err == nil:
@@ -156,26 +175,33 @@ func (fsys *filesystem) takeFileLock(ctx context.Context, key lockOwner, via *pl
 		log.WithError(err).Warn("taking the lock failed")
 		return errnoOf(err)
 	}
-	ol := &ownerLock{hold: newHoldHandle(fsys, lock, path, c), via: via, posix: posix}
 	ol.ranges.add(lk.Start, lk.End)
 	fsys.mu.Lock()
 	fsys.fileLocks[key] = ol
 	fsys.mu.Unlock()
-	if !posix {
+	if !posix && ol.hold != nil {
 		go fsys.keepNamed(path, ol)
 	}
 	return 0
 }
 
-// extendFileLock adds lk's range to the lock key holds already, if it does.
-func (fsys *filesystem) extendFileLock(key lockOwner, lk *fuse.FileLock) bool {
+// extendFileLock adds lk's range to the lock key holds already, if that
+// lock is at least as strong as lk asks. A shared lock asked to become
+// exclusive is released first (as flock(2) converts: not atomically), and
+// then it reports false.
+func (fsys *filesystem) extendFileLock(ctx context.Context, key lockOwner, lk *fuse.FileLock) bool {
 	fsys.mu.Lock()
-	defer fsys.mu.Unlock()
 	ol := fsys.fileLocks[key]
-	if ol != nil {
+	if ol != nil && (ol.hold != nil || lk.Typ == syscall.F_RDLCK) {
 		ol.ranges.add(lk.Start, lk.End)
+		fsys.mu.Unlock()
+		return true
 	}
-	return ol != nil
+	fsys.mu.Unlock()
+	if ol != nil {
+		fsys.dropFileLock(ctx, key, func(*ownerLock) bool { return true })
+	}
+	return false
 }
 
 // fileLockFor returns the hold of the lock that h, or process pid, took by
@@ -184,7 +210,7 @@ func (fsys *filesystem) fileLockFor(h *plainHandle, pid int) *holdHandle {
 	fsys.mu.Lock()
 	defer fsys.mu.Unlock()
 	for key, ol := range fsys.fileLocks {
-		if key.path == h.path && (ol.via == h || pid != 0 && ol.hold.owner.pid == pid) {
+		if ol.hold != nil && key.path == h.path && (ol.via == h || pid != 0 && ol.holder.pid == pid) {
 			return ol.hold
 		}
 	}
@@ -192,9 +218,9 @@ func (fsys *filesystem) fileLockFor(h *plainHandle, pid int) *holdHandle {
 }
 
 // heldByProcess reports whether an open file of the mount holds the lock
-// at path for process pid: then a wait of that process for it would never
-// end.
-func (fsys *filesystem) heldByProcess(path string, pid int) bool {
+// at path for process pid (exclusively, if exclusiveOnly): then a wait of that
+// process for it would never end.
+func (fsys *filesystem) heldByProcess(path string, pid int, exclusiveOnly bool) bool {
 	if pid == 0 {
 		return false
 	}
@@ -204,7 +230,7 @@ func (fsys *filesystem) heldByProcess(path string, pid int) bool {
 		return true
 	}
 	for key, ol := range fsys.fileLocks {
-		if key.path == path && ol.hold.owner.pid == pid {
+		if key.path == path && ol.holder.pid == pid && (ol.hold != nil || !exclusiveOnly) {
 			return true
 		}
 	}
@@ -238,9 +264,8 @@ func (fsys *filesystem) dropFileLock(ctx context.Context, key lockOwner, drop fu
 	}
 	delete(fsys.fileLocks, key)
 	fsys.mu.Unlock()
-	fsys.release(ol.hold)
 	select {
-	case <-ol.hold.released:
+	case <-fsys.releaseOwnerLock(ol):
 	case <-ctx.Done():
 	}
 }
@@ -254,7 +279,7 @@ func (fsys *filesystem) releaseFileLocksOf(h *plainHandle) {
 	for key, ol := range fsys.fileLocks {
 		if ol.via == h {
 			delete(fsys.fileLocks, key)
-			fsys.release(ol.hold)
+			fsys.releaseOwnerLock(ol)
 		}
 	}
 }
@@ -266,7 +291,7 @@ func (fsys *filesystem) noteClose(h *plainHandle) {
 	fsys.mu.Lock()
 	defer fsys.mu.Unlock()
 	for _, ol := range fsys.fileLocks {
-		if ol.via == h {
+		if ol.via == h && ol.hold != nil {
 			ol.hold.closedAt.Store(now)
 		}
 	}
@@ -282,7 +307,7 @@ func (fsys *filesystem) awaitRelease(path string) {
 		holds = append(holds, h)
 	}
 	for key, ol := range fsys.fileLocks {
-		if key.path == path {
+		if key.path == path && ol.hold != nil {
 			holds = append(holds, ol.hold)
 		}
 	}
@@ -293,16 +318,18 @@ func (fsys *filesystem) awaitRelease(path string) {
 }
 
 // getlk serves GETLK: whether owner, through the open file f, could take
-// the lock at path now. out is F_UNLCK when it could (free, or held by
-// owner or f); otherwise a write lock over the whole file, with the
-// holder's pid when it is a process of this node, 0 when not.
-func (fsys *filesystem) getlk(path string, f fs.FileHandle, owner uint64, out *fuse.FileLock) syscall.Errno {
+// the lock at path as lk asks now. out is F_UNLCK when it could (free, or
+// held by owner or f); otherwise the conflicting lock over the whole file:
+// a write lock, or for a write request a read lock of shared holders, with
+// the pid of a holder that is a process of this node, 0 when not.
+func (fsys *filesystem) getlk(path string, f fs.FileHandle, owner uint64, lk *fuse.FileLock, out *fuse.FileLock) syscall.Errno {
 	*out = fuse.FileLock{Typ: syscall.F_UNLCK}
 	if _, ok := f.(*holdHandle); ok {
 		return 0
 	}
 	fsys.mu.Lock()
-	if fsys.fileLocks[lockOwner{path: path, owner: owner}] != nil {
+	own := fsys.fileLocks[lockOwner{path: path, owner: owner}]
+	if own != nil && (own.hold != nil || lk.Typ == syscall.F_RDLCK) {
 		fsys.mu.Unlock()
 		return 0
 	}
@@ -312,6 +339,9 @@ func (fsys *filesystem) getlk(path string, f fs.FileHandle, owner uint64, out *f
 		h, err := nfslock.Inspect(path)
 		switch {
 		case errors.Is(err, nfslock.ErrNotLocked), err == nil && h.State == nfslock.HolderDead:
+			if lk.Typ == syscall.F_WRLCK {
+				return fsys.sharedConflict(path, own != nil, out)
+			}
 			return 0
 		case err != nil:
 			fsys.log.WithError(err).WithField("path", path).Warn("cannot read a lock")
@@ -331,9 +361,26 @@ func (fsys *filesystem) mountHolder(path string) (int, bool) {
 		return h.owner.pid, true
 	}
 	for key, ol := range fsys.fileLocks {
-		if key.path == path {
-			return ol.hold.owner.pid, true
+		if key.path == path && ol.hold != nil {
+			return ol.holder.pid, true
 		}
 	}
 	return 0, false
+}
+
+// releaseOwnerLock releases ol's lock in the background, and returns a
+// channel closed once it is released.
+func (fsys *filesystem) releaseOwnerLock(ol *ownerLock) <-chan struct{} {
+	if ol.hold != nil {
+		fsys.release(ol.hold)
+		return ol.hold.released
+	}
+	done := make(chan struct{})
+	fsys.releasing.Go(func() {
+		defer close(done)
+		if err := ol.shared.Unlock(); err != nil {
+			fsys.log.WithError(err).WithField("path", ol.shared.Path()).Warn("releasing a shared lock failed")
+		}
+	})
+	return done
 }

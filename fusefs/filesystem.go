@@ -51,7 +51,7 @@ func newFilesystem(format Format, log logrus.FieldLogger, events Events) *filesy
 func (fsys *filesystem) recordText(path string) ([]byte, error) {
 	h, err := nfslock.Inspect(path)
 	if errors.Is(err, nfslock.ErrNotLocked) {
-		return nil, nil
+		return fsys.sharedText(path)
 	}
 	if err != nil {
 		return nil, err
@@ -171,7 +171,9 @@ func (fsys *filesystem) holds() []*holdHandle {
 		left = append(left, h)
 	}
 	for _, ol := range fsys.fileLocks {
-		left = append(left, ol.hold)
+		if ol.hold != nil { // a dead process's shared lock is cleaned up by the next writer
+			left = append(left, ol.hold)
+		}
 	}
 	return left
 }

@@ -116,6 +116,9 @@ func (fsys *filesystem) lockAttr(p string, out *fuse.Attr) syscall.Errno {
 		fsys.events.BackingError(OpStat, errnoOf(err))
 		return errnoOf(err)
 	}
+	if errno, shared := fsys.sharedAttr(p, out); shared {
+		return errno
+	}
 	var st syscall.Stat_t
 	if err := syscall.Lstat(p, &st); err != nil {
 		return fs.ToErrno(err)

@@ -115,6 +115,14 @@ func (fsys *filesystem) tryLock(path string, opts []nfslock.Option) (*nfslock.Lo
 // why. A lock acquired just as the wait was cancelled is released, never
 // returned: the caller is told EINTR and must not hold it.
 func (fsys *filesystem) waitLock(ctx context.Context, c caller, path string, opts []nfslock.Option, log logrus.FieldLogger) (*nfslock.Lock, error) {
+	return waitToAcquire(fsys, ctx, c, log, func(wait context.Context) (*nfslock.Lock, error) {
+		return nfslock.Acquire(wait, path, opts...)
+	})
+}
+
+// waitToAcquire runs acquire, a blocking acquisition for caller c in the request
+// ctx, with waitLock's rules for signals and shutdown.
+func waitToAcquire[L interface{ Unlock() error }](fsys *filesystem, ctx context.Context, c caller, log logrus.FieldLogger, acquire func(context.Context) (L, error)) (L, error) {
 	wait, cancel := context.WithCancelCause(fsys.opening)
 	var watcher sync.WaitGroup
 	defer watcher.Wait()
@@ -123,7 +131,7 @@ func (fsys *filesystem) waitLock(ctx context.Context, c caller, path string, opt
 
 	fsys.waiting.Add(1)
 	fsys.events.Waiting(1)
-	lock, err := nfslock.Acquire(wait, path, opts...)
+	lock, err := acquire(wait)
 	fsys.waiting.Add(-1)
 	fsys.events.Waiting(-1)
 	if wait.Err() == nil {
@@ -131,10 +139,11 @@ func (fsys *filesystem) waitLock(ctx context.Context, c caller, path string, opt
 	}
 	if err == nil {
 		if err := lock.Unlock(); err != nil {
-			log.WithError(err).Warn("releasing a lock acquired as its open was interrupted")
+			log.WithError(err).Warn("releasing a lock acquired as its request was interrupted")
 		}
 	}
-	return nil, &interruptedError{cause: context.Cause(wait)}
+	var none L
+	return none, &interruptedError{cause: context.Cause(wait)}
 }
 
 // interruptedError ends a wait that the caller's signal or the daemon's

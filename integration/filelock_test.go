@@ -157,6 +157,39 @@ takeAfter $B py && echo free
 	})
 }
 
+// Shared locks (flock -s, LOCK_SH, F_RDLCK) through the mounts: any number
+// of holders on both nodes at once, a writer waits for all of them, and
+// new shared holders wait behind a waiting writer.
+func TestSharedLocksAcrossNodes(t *testing.T) {
+	a, b := twoNodes(t)
+	onNodes(t, a, b, takeAfter+`
+: >$T/readers
+for m in $A $B $A $B; do
+	flock -s $m/s sh -c 'echo r >>$T/readers; read _ <$T/go' &
+done
+until [ "$(wc -l <$T/readers)" = 4 ]; do sleep 0.01; done
+echo "4 shared holders on 2 nodes"
+grep -q "^shared-by: 4" $B/s && echo "cat shows them"
+ls $A | grep -qx s && echo "ls lists it"
+flock -n $B/s true; echo "writer -n: $?"
+flock $B/s sh -c 'echo "writer in after $(cat $T/gone) left"; echo writer >$T/wrote; read _ <$T/go' &
+until [ -e $BACKING/s.nfs_lock ]; do sleep 0.01; done
+flock -s -n $A/s true; echo "new reader while the writer waits: $?"
+flock -s $A/s sh -c 'echo "queued reader in after $(cat $T/wrote 2>/dev/null)"' &
+sleep 0.2
+echo 4 >$T/gone
+for i in 1 2 3 4; do echo go >$T/go; done
+until [ -s $T/wrote ]; do sleep 0.01; done
+echo go >$T/go
+wait
+takeAfter $B s && echo free
+`, "4 shared holders on 2 nodes\ncat shows them\nls lists it\nwriter -n: 1\nnew reader while the writer waits: 1\nwriter in after 4 left\nqueued reader in after writer\nfree\n")
+	waitFor(t, "no lock or reader file is left", func() bool {
+		entries, err := os.ReadDir(a.backing)
+		return err == nil && len(entries) == 0
+	})
+}
+
 // With --no-lock-on-open, opening for writing takes no lock, and fcntl(2)
 // and lockf(3) locks on writable descriptors are the cluster lock.
 func TestFcntlExcludesAcrossNodes(t *testing.T) {

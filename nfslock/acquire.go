@@ -29,7 +29,23 @@ import (
 // A release by another process of this host wakes it through inotify; a
 // release on another host is seen by polling P.nfs_lock with a randomized
 // interval growing from 1 ms to 100 ms.
+//
+// A lock that shared holders hold (AcquireShared) is acquired once they have
+// all released it; meanwhile new shared holders wait behind this Acquire.
 func Acquire(ctx context.Context, path string, opts ...Option) (*Lock, error) {
+	l, err := acquireGate(ctx, path, opts...)
+	if err != nil {
+		return nil, err
+	}
+	if err := l.excludeReaders(ctx); err != nil {
+		return nil, err
+	}
+	return l, nil
+}
+
+// acquireGate is Acquire without regard to shared holders: P.nfs_lock
+// alone, as a reader takes it for a moment (see shared.go).
+func acquireGate(ctx context.Context, path string, opts ...Option) (*Lock, error) {
 	path, err := NormalizePath(path)
 	if err != nil {
 		return nil, err

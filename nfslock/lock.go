@@ -44,7 +44,23 @@ type Lock struct {
 // also matches syscall.EDEADLK. A path that cannot be a lock gives one
 // matching ErrInvalidPath (see NormalizePath). Other errors are failures of
 // the filesystem, naming the path.
+//
+// A lock that shared holders hold (TryLockShared) is held too: the error
+// names one of them.
 func TryLock(path string, opts ...Option) (*Lock, error) {
+	l, err := tryLockGate(path, opts...)
+	if err != nil {
+		return nil, err
+	}
+	if err := l.excludeReaders(nil); err != nil {
+		return nil, err
+	}
+	return l, nil
+}
+
+// tryLockGate is TryLock without regard to shared holders: P.nfs_lock
+// alone, as a reader takes it for a moment (see shared.go).
+func tryLockGate(path string, opts ...Option) (*Lock, error) {
 	path, err := NormalizePath(path)
 	if err != nil {
 		return nil, err

@@ -1,0 +1,291 @@
+//go:build linux
+
+package nfslock
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/sirupsen/logrus"
+)
+
+// Shared locks (docs/design.md, "Shared locks"): a shared holder, a reader,
+// takes P.nfs_lock for a moment (the gate), writes its record as
+// P.<32 hex>.nfs_reader, and lets the gate go; it holds the shared lock
+// while that file exists. Every exclusive acquisition of this package takes
+// P.nfs_lock and then waits until no live reader file is left, so readers
+// and writers exclude each other, and a writer waiting for readers keeps
+// new readers out. Core's processes see only P.nfs_lock: they exclude our
+// writers, not our readers.
+
+// ReaderSuffix ends the name of a shared holder's reader file,
+// P.<32 hex>.nfs_reader, which holds its record.
+const ReaderSuffix = ".nfs_reader"
+
+// readerFile returns a fresh reader file name for the lock path p.
+func readerFile(p string) string {
+	var b [16]byte
+	rand.Read(b[:])
+	return p + "." + hex.EncodeToString(b[:]) + ReaderSuffix
+}
+
+// isReaderFile reports whether the base name is a reader file of some lock.
+func isReaderFile(name string) bool {
+	stem, ok := strings.CutSuffix(name, ReaderSuffix)
+	return ok && len(stem) > 33 && stem[len(stem)-33] == '.' && isLowerHex(stem[len(stem)-32:], 32)
+}
+
+// A SharedLock is a shared lock held by this process (for itself, or for
+// the local process its record names): any number of them, on any hosts,
+// hold one lock at once, and no exclusive Lock does meanwhile. Its methods
+// are safe for concurrent use.
+type SharedLock struct {
+	path     string // normalized
+	name     string // its reader file
+	rec      Record
+	data     []byte
+	dev, ino uint64
+	acquired time.Time
+	log      logrus.FieldLogger
+
+	mu       sync.Mutex
+	released bool
+}
+
+// TryLockShared takes a shared hold of the lock on path if no exclusive
+// holder holds it or waits for it, without waiting. Otherwise the error
+// matches ErrLocked, a *HeldError naming the exclusive holder. Other errors
+// are failures of the filesystem, naming the path.
+func TryLockShared(path string, opts ...Option) (*SharedLock, error) {
+	gate, err := tryLockGate(path, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return gate.admitReader(0)
+}
+
+// AcquireShared takes a shared hold of the lock on path, waiting while an
+// exclusive holder holds it or waits for it (in the same queue as Acquire),
+// until ctx ends or a permanent error; its errors are Acquire's.
+func AcquireShared(ctx context.Context, path string, opts ...Option) (*SharedLock, error) {
+	start := time.Now()
+	gate, err := acquireGate(ctx, path, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return gate.admitReader(time.Since(start))
+}
+
+// admitReader turns the gate, P.nfs_lock held for a reader, into that
+// reader's file, and lets the gate go.
+func (gate *Lock) admitReader(waited time.Duration) (*SharedLock, error) {
+	gate.mu.Lock()
+	p, rec, data, log := gate.path, gate.rec, gate.data, gate.log
+	gate.mu.Unlock()
+	s := &SharedLock{path: p, name: readerFile(p), rec: rec, data: data, log: log}
+	a, err := writeAttempt(p, data)
+	if err == nil {
+		if err = rename(a.name, s.name); err != nil {
+			os.Remove(a.name)
+		}
+	}
+	if uerr := gate.Unlock(); err == nil && uerr != nil {
+		// The reader file exists: release it too, so that nothing is left
+		// held by a caller that was told of a failure.
+		os.Remove(s.name)
+		return nil, uerr
+	}
+	if err != nil {
+		return nil, pathError(p, err)
+	}
+	s.dev, s.ino = a.dev, a.ino
+	s.acquired = time.Now()
+	log.WithFields(logrus.Fields{"path": p, "pid": rec.Pid, "host": rec.Host, "waited": waited}).Info("shared lock acquired")
+	return s, nil
+}
+
+// Path returns the lock's path, normalized.
+func (s *SharedLock) Path() string { return s.path }
+
+// Record returns the shared holder's record as it is on disk.
+func (s *SharedLock) Record() Record { return s.rec }
+
+// Unlock releases the shared hold: it removes its reader file, under the
+// host's lock and after checking that the file is still the one it wrote.
+// A reader file removed by someone else (an operator's break) gives an
+// error matching ErrNotLocked. After a filesystem error the hold is still
+// held and Unlock may be called again.
+func (s *SharedLock) Unlock() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.released {
+		return fmt.Errorf("nfslock: %s: shared lock already released: %w", s.path, ErrNotLocked)
+	}
+	removed, err := removeReaderIf(s.name, func(fi os.FileInfo, _ []byte) bool { return sameInode(fi, s.dev, s.ino) })
+	if err != nil {
+		return err
+	}
+	s.released = true
+	if !removed {
+		return fmt.Errorf("nfslock: %s: our shared lock was removed by someone else: %w", s.path, ErrNotLocked)
+	}
+	s.log.WithFields(logrus.Fields{"path": s.path, "pid": s.rec.Pid, "host": s.rec.Host, "held": time.Since(s.acquired)}).Info("shared lock released")
+	return nil
+}
+
+// removeReaderIf removes the reader file name if remove says so of the
+// file it finds there, while holding the host's lock for that file (the lock
+// stale-lock cleaners take), so that of two processes judging one reader
+// file at once only one removes it, and never a file made since. It
+// reports whether it removed it; a missing file is (false, nil).
+func removeReaderIf(name string, remove func(fi os.FileInfo, raw []byte) bool) (bool, error) {
+	f, err := os.OpenFile(name, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+	if errors.Is(err, os.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return false, err
+	}
+	hostLock, err := lockHost(fileIDOf(fi), f)
+	if err != nil {
+		return false, fmt.Errorf("nfslock: %s: locking against other processes of this host: %w", name, err)
+	}
+	defer hostLock.Close()
+	current, err := os.Lstat(name)
+	if errors.Is(err, os.ErrNotExist) || err == nil && !os.SameFile(fi, current) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	raw, err := readRecordBytes(f, fi.Size())
+	if err != nil {
+		return false, err
+	}
+	if !remove(fi, raw) {
+		return false, nil
+	}
+	if err := os.Remove(name); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return false, err
+	}
+	return true, nil
+}
+
+// Readers returns the shared holders of the lock on path, as their reader
+// files say: the live ones of this host, those of other hosts, and
+// unreadable ones (as HolderCorrupt). Reader files of dead processes of
+// this host are cleaned up, not returned. No shared holder is not an error.
+func Readers(path string) ([]Holder, error) {
+	p, err := NormalizePath(path)
+	if err != nil {
+		return nil, err
+	}
+	dir, base := filepath.Split(p)
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("nfslock: %s: listing shared holders: %w", p, err)
+	}
+	var readers []Holder
+	for _, e := range entries {
+		name := e.Name()
+		if len(name) != len(base)+1+32+len(ReaderSuffix) || !strings.HasPrefix(name, base+".") || !isReaderFile(name) {
+			continue
+		}
+		full := filepath.Join(dir, name)
+		h, err := readReaderFile(full)
+		if errors.Is(err, os.ErrNotExist) {
+			continue // released meanwhile
+		}
+		if err != nil {
+			return nil, fmt.Errorf("nfslock: %s: reading shared holder %s: %w", p, name, err)
+		}
+		if h.State == HolderDead {
+			raw := h.Raw
+			_, err := removeReaderIf(full, func(_ os.FileInfo, now []byte) bool { return string(now) == string(raw) })
+			if err != nil {
+				return nil, fmt.Errorf("nfslock: %s: removing stale shared holder %s: %w", p, name, err)
+			}
+			continue
+		}
+		readers = append(readers, h)
+	}
+	return readers, nil
+}
+
+// readReaderFile reads and judges one reader file.
+func readReaderFile(name string) (Holder, error) {
+	f, err := os.OpenFile(name, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return Holder{}, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return Holder{}, err
+	}
+	raw, err := readRecordBytes(f, fi.Size())
+	if err != nil {
+		return Holder{}, err
+	}
+	return judge(Holder{Raw: raw, Since: fi.ModTime(), File: fi}), nil
+}
+
+// excludeReaders makes l, just taken, an exclusive lock: it waits, holding
+// P.nfs_lock so that no new reader gets in, until no shared holder is
+// left. With a nil ctx it does not wait. If shared holders remain (or ctx
+// ends, or they cannot be listed), it releases l and returns an error
+// matching ErrLocked that names one of them, and ctx's error if it ended.
+func (l *Lock) excludeReaders(ctx context.Context) error {
+	var poll backoff
+	for {
+		readers, err := Readers(l.path)
+		if err == nil && len(readers) == 0 {
+			return nil
+		}
+		if err == nil {
+			r := readers[0]
+			err = fmt.Errorf("nfslock: %s: %d shared holders: %w", l.path, len(readers), r.heldError(l.path, fileID{}))
+		}
+		var waitErr error
+		if ctx != nil && !isPermanent(err) {
+			t := time.NewTimer(poll.next())
+			select {
+			case <-t.C:
+				continue
+			case <-ctx.Done():
+				t.Stop()
+				waitErr = ctx.Err()
+			}
+		}
+		if uerr := l.Unlock(); uerr != nil {
+			l.log.WithError(uerr).WithField("path", l.path).Warn("releasing a lock taken while shared holders remain")
+		}
+		if waitErr != nil {
+			return fmt.Errorf("nfslock: %s: gave up waiting for shared holders: %w; %w", l.path, waitErr, err)
+		}
+		return err
+	}
+}
+
+// ReaderLockName returns the lock name whose reader file is the base name
+// name, if name is one.
+func ReaderLockName(name string) (string, bool) {
+	if !isReaderFile(name) {
+		return "", false
+	}
+	return name[:len(name)-len(ReaderSuffix)-33], true
+}

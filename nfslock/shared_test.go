@@ -1,0 +1,138 @@
+//go:build linux
+
+package nfslock
+
+import (
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+func TestSharedHoldersExcludeWriters(t *testing.T) {
+	p := lockIn(t)
+	r1, err := TryLockShared(p, WithMessage("reader one"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r2, err := TryLockShared(p, WithMessage("reader two"))
+	if err != nil {
+		t.Fatalf("a second shared holder: %v", err)
+	}
+	if _, err := os.Lstat(lockFile(p)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("P.nfs_lock while only shared holders hold: %v, want none (the gate is let go)", err)
+	}
+	if readers, err := Readers(p); err != nil || len(readers) != 2 {
+		t.Errorf("Readers: %d, %v; want 2", len(readers), err)
+	}
+	if _, err := TryLock(p); !errors.Is(err, ErrLocked) {
+		t.Fatalf("TryLock with shared holders: %v, want ErrLocked", err)
+	}
+	if _, err := os.Lstat(lockFile(p)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a refused TryLock left P.nfs_lock: %v", err)
+	}
+	r1.Unlock()
+	if _, err := TryLock(p); !errors.Is(err, ErrLocked) {
+		t.Fatalf("TryLock with one shared holder left: %v, want ErrLocked", err)
+	}
+	if err := r2.Unlock(); err != nil {
+		t.Fatal(err)
+	}
+	l, err := TryLock(p)
+	if err != nil {
+		t.Fatalf("TryLock once the shared holders are gone: %v", err)
+	}
+	if _, err := TryLockShared(p); !errors.Is(err, ErrLocked) {
+		t.Errorf("TryLockShared while held exclusively: %v, want ErrLocked", err)
+	}
+	l.Unlock()
+	if entries, _ := os.ReadDir(filepath.Dir(p)); len(entries) != 0 {
+		t.Errorf("files left: %v", entries)
+	}
+}
+
+// A waiting writer keeps new shared holders out, and gets the lock when
+// the last shared holder leaves.
+func TestWaitingWriterBlocksNewReaders(t *testing.T) {
+	p := lockIn(t)
+	r, err := TryLockShared(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		l, err := Acquire(ctx, p)
+		if err == nil {
+			err = l.Unlock()
+		}
+		got <- err
+	}()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if _, err := os.Lstat(lockFile(p)); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the writer did not take P.nfs_lock to wait for the shared holder")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if _, err := TryLockShared(p); !errors.Is(err, ErrLocked) {
+		t.Fatalf("a new shared holder while a writer waits: %v, want ErrLocked", err)
+	}
+	select {
+	case err := <-got:
+		t.Fatalf("the writer got the lock (%v) while a shared holder holds it", err)
+	case <-time.After(100 * time.Millisecond):
+	}
+	r.Unlock()
+	if err := <-got; err != nil {
+		t.Fatalf("the writer, after the shared holder left: %v", err)
+	}
+}
+
+// The reader file of a process of this host that died is cleaned up as a
+// stale lock is; a writer whose wait ends holds nothing.
+func TestStaleReaderIsCleanedUp(t *testing.T) {
+	p := lockIn(t)
+	child := exec.Command("sleep", "60")
+	if err := child.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := TryLockShared(p, WithOwner(child.Process.Pid)); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if _, err := Acquire(ctx, p); !errors.Is(err, context.DeadlineExceeded) || !errors.Is(err, ErrLocked) {
+		t.Fatalf("Acquire while a live process holds it shared: %v, want a deadline naming the holder", err)
+	}
+	if _, err := os.Lstat(lockFile(p)); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("a writer that gave up left P.nfs_lock: %v", err)
+	}
+	child.Process.Kill()
+	child.Wait()
+	l, err := TryLock(p)
+	if err != nil {
+		t.Fatalf("TryLock once the shared holder died: %v", err)
+	}
+	l.Unlock()
+	if entries, _ := os.ReadDir(filepath.Dir(p)); len(entries) != 0 {
+		t.Errorf("files left: %v", entries)
+	}
+}
+
+func TestReaderFilesAreHelperFiles(t *testing.T) {
+	name := filepath.Base(readerFile("/d/lock"))
+	if !IsHelperFile(name) {
+		t.Errorf("IsHelperFile(%q) = false", name)
+	}
+	if _, err := TryLock(filepath.Join(t.TempDir(), name)); err == nil {
+		t.Errorf("a reader file's name was accepted as a lock name")
+	}
+}
