@@ -96,6 +96,7 @@ func startKeeper(path string, s *scope) (*exec.Cmd, *os.File, error) {
 	cmd := &exec.Cmd{
 		Path:        "/proc/self/exe",
 		Args:        []string{keeperArg0, path},
+		Dir:         "/", // the caller's directory may be a mount it keeps busy
 		ExtraFiles:  []*os.File{s.r, hr},
 		SysProcAttr: &syscall.SysProcAttr{Setsid: true}, // no terminal's signals
 	}
