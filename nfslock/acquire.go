@@ -37,7 +37,7 @@ func Acquire(ctx context.Context, path string, opts ...Option) (*Lock, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := l.excludeReaders(ctx); err != nil {
+	if err := l.excludeReaders(ctx, true); err != nil {
 		return nil, err
 	}
 	return l, nil

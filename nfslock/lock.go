@@ -52,7 +52,7 @@ func TryLock(path string, opts ...Option) (*Lock, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := l.excludeReaders(nil); err != nil {
+	if err := l.refuseReaders(); err != nil {
 		return nil, err
 	}
 	return l, nil

@@ -246,10 +246,10 @@ func readReaderFile(name string) (Holder, error) {
 
 // excludeReaders makes l, just taken, an exclusive lock: it waits, holding
 // P.nfs_lock so that no new reader gets in, until no shared holder is
-// left. With a nil ctx it does not wait. If shared holders remain (or ctx
-// ends, or they cannot be listed), it releases l and returns an error
+// left, or until ctx ends; unless wait, it does not wait. If shared holders
+// remain (or they cannot be listed), it releases l and returns an error
 // matching ErrLocked that names one of them, and ctx's error if it ended.
-func (l *Lock) excludeReaders(ctx context.Context) error {
+func (l *Lock) excludeReaders(ctx context.Context, wait bool) error {
 	var poll backoff
 	for {
 		readers, err := Readers(l.path)
@@ -261,7 +261,7 @@ func (l *Lock) excludeReaders(ctx context.Context) error {
 			err = fmt.Errorf("nfslock: %s: %d shared holders: %w", l.path, len(readers), r.heldError(l.path, fileID{}))
 		}
 		var waitErr error
-		if ctx != nil && !isPermanent(err) {
+		if wait && !isPermanent(err) {
 			t := time.NewTimer(poll.next())
 			select {
 			case <-t.C:
@@ -289,3 +289,6 @@ func ReaderLockName(name string) (string, bool) {
 	}
 	return name[:len(name)-len(ReaderSuffix)-33], true
 }
+
+// refuseReaders is excludeReaders without waiting, for TryLock.
+func (l *Lock) refuseReaders() error { return l.excludeReaders(context.Background(), false) }
