@@ -100,6 +100,26 @@ func TestCLIBackgroundProcessKeepsLock(t *testing.T) {
 	assertNothingLeft(t, dir, "bg")
 }
 
+// Descriptor 3 is COMMAND's to use as it likes: a COMMAND that writes to it
+// does not end the scope.
+func TestCLIScopeSurvivesWritesToItsDescriptor(t *testing.T) {
+	becomeSubreaper(t)
+	dir := t.TempDir()
+	if r := runCLI(t, dir, "-n", "fd", "sh", "-c", "echo noise >&3; "+background); r.code != 0 {
+		t.Fatalf("exit %d; stderr: %s", r.code, r.stderr)
+	}
+	bg := readPid(t, dir, "bg")
+	s := statusJSON(t, dir, "fd")[0]
+	if s.State != "alive" {
+		t.Errorf("status while the background process runs: %+v; want alive", s)
+	}
+	killAndReap(t, bg)
+	assertFreed(t, dir, "fd")
+	if s.Pid > 0 {
+		reap(t, s.Pid)
+	}
+}
+
 // kill -9 of each party: COMMAND, its background process, the keeper.
 // (nfslock itself: TestCLIKill9KeepsLockWhileCommandRuns.)
 func TestCLIKill9OfEachPartyOfTheLock(t *testing.T) {

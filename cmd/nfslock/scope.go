@@ -57,9 +57,10 @@ func (s *scope) inUse() bool {
 		if err == unix.EINTR {
 			continue
 		}
-		// Nothing is ever written: the read end becomes ready only at
-		// end of file. A failed poll keeps the lock (fail safe).
-		return err != nil || n == 0 || fds[0].Revents&(unix.POLLHUP|unix.POLLIN) == 0
+		// POLLHUP: no writer is left (a COMMAND that wrote to the
+		// descriptor makes it readable too, which says nothing). A failed
+		// poll keeps the lock (fail safe).
+		return err != nil || n == 0 || fds[0].Revents&unix.POLLHUP == 0
 	}
 }
 
