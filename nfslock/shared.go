@@ -258,7 +258,7 @@ func (l *Lock) excludeReaders(ctx context.Context, wait bool) error {
 		}
 		if err == nil {
 			r := readers[0]
-			err = fmt.Errorf("nfslock: %s: %d shared holders: %w", l.path, len(readers), r.heldError(l.path, fileID{}))
+			err = fmt.Errorf("%w (one of %d shared holders)", r.heldError(l.path, fileID{}), len(readers))
 		}
 		var waitErr error
 		if wait && !isPermanent(err) {
@@ -275,7 +275,7 @@ func (l *Lock) excludeReaders(ctx context.Context, wait bool) error {
 			l.log.WithError(uerr).WithField("path", l.path).Warn("releasing a lock taken while shared holders remain")
 		}
 		if waitErr != nil {
-			return fmt.Errorf("nfslock: %s: gave up waiting for shared holders: %w; %w", l.path, waitErr, err)
+			return fmt.Errorf("%w; gave up waiting for shared holders: %w", err, waitErr)
 		}
 		return err
 	}
