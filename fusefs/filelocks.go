@@ -94,7 +94,7 @@ func (fsys *filesystem) setlk(ctx context.Context, path string, f fs.FileHandle,
 	var via *plainHandle
 	switch f := f.(type) {
 	case *holdHandle:
-		return 0
+		return f.lostErrno() // it holds the lock already, unless its lease was lost
 	case *plainHandle:
 		via = f
 	default:
@@ -111,6 +111,9 @@ func (fsys *filesystem) setlk(ctx context.Context, path string, f fs.FileHandle,
 	case syscall.F_RDLCK, syscall.F_WRLCK:
 	default:
 		return syscall.EINVAL
+	}
+	if errno := fsys.fileLockLost(key); errno != 0 {
+		return errno
 	}
 	if fsys.extendFileLock(ctx, key, lk) {
 		return 0
@@ -185,6 +188,17 @@ func (fsys *filesystem) takeFileLock(ctx context.Context, key lockOwner, via *pl
 		go fsys.keepNamed(path, ol)
 	}
 	return 0
+}
+
+// fileLockLost is ENOLCK if the lock key holds already lost its lease.
+func (fsys *filesystem) fileLockLost(key lockOwner) syscall.Errno {
+	fsys.mu.Lock()
+	ol := fsys.fileLocks[key]
+	fsys.mu.Unlock()
+	if ol == nil || ol.hold == nil {
+		return 0
+	}
+	return ol.hold.lostErrno()
 }
 
 // extendFileLock adds lk's range to the lock key holds already, if that

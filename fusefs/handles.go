@@ -66,12 +66,21 @@ func (h *holdHandle) noteLost() {
 	}
 }
 
-// Read shows the lock's record; once the lock's lease is lost it fails with
-// ENOLCK: this file no longer holds the lock.
-func (h *holdHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
+// lostErrno is ENOLCK once h's lock has lost its lease (this file no
+// longer holds the lock), and 0 before.
+func (h *holdHandle) lostErrno() syscall.Errno {
 	if errors.Is(h.lock.Err(), nfslock.ErrLost) {
 		h.noteLost()
-		return nil, syscall.ENOLCK
+		return syscall.ENOLCK
+	}
+	return 0
+}
+
+// Read shows the lock's record; once the lock's lease is lost it fails with
+// ENOLCK.
+func (h *holdHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
+	if errno := h.lostErrno(); errno != 0 {
+		return nil, errno
 	}
 	return h.reader.read(h.fsys, h.path, dest, off)
 }

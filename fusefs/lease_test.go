@@ -54,11 +54,39 @@ func TestLeaseLossThroughTheMount(t *testing.T) {
 	if _, err := f.ReadAt(make([]byte, 100), 0); !errors.Is(err, syscall.ENOLCK) {
 		t.Errorf("read after the loss: %v, want ENOLCK", err)
 	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); !errors.Is(err, syscall.ENOLCK) {
+		t.Errorf("flock after the loss: %v, want ENOLCK", err)
+	}
 	f.Close()
 	waitFor(t, "the release of a lost lease is logged", func() bool {
 		return strings.Contains(m.log.String(), "lease was lost before its release")
 	})
 	if rec, err := nfslock.ReadRecord(m.lockPath("lock")); err != nil || rec != other {
 		t.Errorf("the new holder's lock: %+v, %v", rec, err)
+	}
+}
+
+// A lock taken by flock(2) in a lease directory: once its lease is lost, a
+// further flock on the descriptor fails with ENOLCK.
+func TestLeaseLossOfAFlock(t *testing.T) {
+	m := mount(t, FormatText)
+	if err := os.WriteFile(filepath.Join(m.backing, nfslock.LeaseFile), []byte("2s\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(m.path("lock"), os.O_RDONLY|os.O_CREATE, 0o666)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		t.Fatalf("flock: %v", err)
+	}
+	os.Remove(m.lockPath("lock") + nfslock.LockSuffix)
+	if err := os.WriteFile(m.lockPath("lock")+nfslock.LockSuffix, nfslock.Record{Host: "elsewhere", Pid: 1}.Encode(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the daemon logs the loss", func() bool { return strings.Contains(m.log.String(), "lock lost") })
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); !errors.Is(err, syscall.ENOLCK) {
+		t.Errorf("flock after the loss: %v, want ENOLCK", err)
 	}
 }
