@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"os"
 	"sync"
 	"syscall"
 	"time"
@@ -163,6 +164,106 @@ func (hl *heldLease) touch() (lost, retry error) {
 		return nil, err
 	}
 	return nil, nil
+}
+
+// startLease makes the lock just taken at l a lease of dur: it takes the
+// next fencing token and declares the lease in P's token file, and hands
+// the lease to the renewer. start is when the acquisition began (before the
+// attempt file was written, whose server mtime, heldSince, starts the
+// lease). If it fails, the lock is given back.
+func (l *Lock) startLease(dur time.Duration, start, heldSince time.Time) error {
+	hl := &heldLease{l: l, dur: dur, heldSince: heldSince, lost: make(chan struct{}),
+		lastOK: start, nextDue: start.Add(dur / 3), ino: l.ino, data: l.data}
+	prev, err := readTokenFile(l.path)
+	if err == nil {
+		hl.token = prev.token + 1
+		err = writeTokenFile(l.path, tokenInfo{token: hl.token, ino: l.ino, heldSince: heldSince, lease: dur})
+	}
+	if err == nil {
+		err = hl.check()
+	}
+	if err != nil {
+		hl.mu.Lock()
+		inTime := now().Before(hl.deadline())
+		hl.mu.Unlock()
+		if inTime {
+			l.giveBack()
+		}
+		return err
+	}
+	l.lease = hl // activate hands it to the renewer
+	lostLeases.Delete(l.path)
+	return nil
+}
+
+// giveBack removes a lock that tryAcquire took but cannot hand out.
+func (l *Lock) giveBack() {
+	fl, err := l.openOwned()
+	if err != nil {
+		return
+	}
+	defer fl.Close()
+	if l.ownsP {
+		os.Remove(l.path)
+	}
+	os.Remove(lockFile(l.path))
+}
+
+// leaseErr is the error of a call on a Lock whose lease has ended.
+func (l *Lock) leaseErr() error {
+	if l.lease == nil {
+		return nil
+	}
+	return l.lease.check()
+}
+
+// Token returns the lock's fencing token: larger than every token handed
+// out before for this lock, by any host, so that a storage system that
+// remembers the largest it has seen can refuse a holder that lost the lock.
+// It is 0 outside a lease directory (see LeaseFile).
+func (l *Lock) Token() uint64 {
+	if l.lease == nil {
+		return 0
+	}
+	return l.lease.token
+}
+
+// Lost returns a channel that is closed when the lock's lease is lost (see
+// ErrLost). It is nil for a lock outside a lease directory, which only an
+// operator's Break can take away (its Unlock then reports it).
+func (l *Lock) Lost() <-chan struct{} {
+	if l.lease == nil {
+		return nil
+	}
+	return l.lease.lost
+}
+
+// Err returns nil while the lock is held, an error matching ErrLost once
+// its lease is lost, and one matching ErrNotLocked once it was released.
+// It judges the lease by the local clock at the call, so a holder that
+// calls it before each action in its critical section never acts past its
+// lease, even after it was stopped (SIGSTOP, a frozen virtual machine) for
+// longer than the lease.
+func (l *Lock) Err() error {
+	if l.lease != nil {
+		return l.lease.check()
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.released {
+		return fmt.Errorf("nfslock: %s: already released: %w", l.path, ErrNotLocked)
+	}
+	return nil
+}
+
+// LeaseDuration returns the lease the lock was taken with, 0 outside a
+// lease directory. Once the lock is lost, others may take it a sixth of
+// that after Lost is closed: the margin its holder keeps.
+func (l *Lock) LeaseDuration() time.Duration {
+	if l.lease == nil {
+		return 0
+	}
+	return l.lease.dur
 }
 
 // renewals renews every lease of this process. One scheduling goroutine,
