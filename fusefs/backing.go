@@ -4,10 +4,10 @@ package fusefs
 
 import (
 	"fmt"
-	"os"
 	"path/filepath"
-	"slices"
 	"strings"
+
+	"github.com/nfslockfs/nfslockfs/internal/mountinfo"
 )
 
 // BackingPath tells whether the lock path p (absolute and clean, as
@@ -24,58 +24,28 @@ func BackingPath(p string) (backing string, underMount bool, err error) {
 		return "", false, nil
 	}
 	m, err := mountOf(dir)
-	if err != nil || m.fstype != fsType {
+	if err != nil || m.FSType != mountinfo.NFSLockFSType {
 		return "", false, err
 	}
-	rel, err := filepath.Rel(m.mountpoint, filepath.Join(dir, filepath.Base(p)))
+	rel, err := filepath.Rel(m.Mountpoint, filepath.Join(dir, filepath.Base(p)))
 	if err != nil || rel == "." {
-		return "", true, fmt.Errorf("%s is the root of the nfslockfs mount of %s, not a lock in it", p, m.source)
+		return "", true, fmt.Errorf("%s is the root of the nfslockfs mount of %s, not a lock in it", p, m.Source)
 	}
-	return filepath.Join(m.source, m.root, rel), true, nil
-}
-
-// A mountEntry is one line of /proc/self/mountinfo.
-type mountEntry struct {
-	root, mountpoint, fstype, source string
-}
-
-// readMounts returns this process's mounts in /proc/self/mountinfo's order
-// (a mount stacked on another comes after it).
-func readMounts() ([]mountEntry, error) {
-	data, err := os.ReadFile("/proc/self/mountinfo")
-	if err != nil {
-		return nil, err
-	}
-	var mounts []mountEntry
-	for line := range strings.Lines(string(data)) {
-		// id parent dev ROOT MOUNTPOINT options [optional...] - TYPE SOURCE superoptions
-		fields := strings.Fields(line)
-		sep := slices.Index(fields, "-")
-		if sep < 6 || sep+2 >= len(fields) {
-			continue
-		}
-		mounts = append(mounts, mountEntry{
-			root:       unescapeMountinfo(fields[3]),
-			mountpoint: unescapeMountinfo(fields[4]),
-			fstype:     fields[sep+1],
-			source:     unescapeMountinfo(fields[sep+2]),
-		})
-	}
-	return mounts, nil
+	return filepath.Join(m.Source, m.Root, rel), true, nil
 }
 
 // mountOf returns the mount that path lookups of dir (absolute, symbolic
 // links resolved) reach: the topmost of those at the longest mountpoint
 // that is dir or a parent of it.
-func mountOf(dir string) (mountEntry, error) {
-	mounts, err := readMounts()
+func mountOf(dir string) (mountinfo.Mount, error) {
+	mounts, err := mountinfo.Read()
 	if err != nil {
-		return mountEntry{}, err
+		return mountinfo.Mount{}, err
 	}
-	var best mountEntry
+	var best mountinfo.Mount
 	for _, m := range mounts {
-		inside := m.mountpoint == "/" || dir == m.mountpoint || strings.HasPrefix(dir, m.mountpoint+"/")
-		if inside && len(m.mountpoint) >= len(best.mountpoint) {
+		inside := m.Mountpoint == "/" || dir == m.Mountpoint || strings.HasPrefix(dir, m.Mountpoint+"/")
+		if inside && len(m.Mountpoint) >= len(best.Mountpoint) {
 			best = m
 		}
 	}

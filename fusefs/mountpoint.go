@@ -12,12 +12,10 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/nfslockfs/nfslockfs/internal/mountinfo"
 	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
 )
-
-// fsType is the type /proc/self/mountinfo shows for an nfslockfs mount.
-const fsType = "fuse.nfslockfs"
 
 // probeTimeout bounds the wait for the daemon of a mount found at the
 // mountpoint to answer.
@@ -86,7 +84,7 @@ func resolve(p string) (string, error) {
 // nfslockfs there is an error; a dead one is detached.
 func detachDeadMount(mnt string, direct bool, log logrus.FieldLogger) error {
 	fstype, source, err := topMount(mnt)
-	if err != nil || fstype != fsType {
+	if err != nil || fstype != mountinfo.NFSLockFSType {
 		return err
 	}
 	switch err := probe(mnt); {
@@ -110,32 +108,13 @@ func detachDeadMount(mnt string, direct bool, log logrus.FieldLogger) error {
 // /proc/self/mountinfo (the one that path lookups reach), or "" if there
 // is none.
 func topMount(mnt string) (fstype, source string, err error) {
-	mounts, err := readMounts()
+	mounts, err := mountinfo.Read()
 	for _, m := range mounts {
-		if m.mountpoint == mnt {
-			fstype, source = m.fstype, m.source
+		if m.Mountpoint == mnt {
+			fstype, source = m.FSType, m.Source
 		}
 	}
 	return fstype, source, err
-}
-
-// unescapeMountinfo undoes mountinfo's octal escapes (\040 for a space).
-func unescapeMountinfo(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) {
-			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(n))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
 }
 
 // probe asks the filesystem at mnt for its statistics. The mount of a

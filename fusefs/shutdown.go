@@ -25,7 +25,10 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	s.fsys.stopOpens()
 	s.awaitWaiters(ctx)
-	if err := s.fuse.Unmount(); err != nil {
+	// Not go-fuse's Server.Unmount: it waits for the connection to end
+	// without a deadline, and a copy of the mount in another mount
+	// namespace keeps the connection alive after the unmount.
+	if err := unmountFUSE(s.mountpoint, s.direct, 0); err != nil {
 		s.fsys.log.WithError(err).WithField("mountpoint", s.mountpoint).Info("mount is busy: detaching it; it goes away when its last open file is closed")
 		if err := s.detach(); err != nil {
 			return fmt.Errorf("unmounting %s: %w", s.mountpoint, err)
@@ -52,16 +55,26 @@ func (s *Server) awaitWaiters(ctx context.Context) {
 // and the kernel lets it go when it is no longer in use.
 func (s *Server) detach() error { return detachMount(s.mountpoint, s.direct) }
 
-// detachMount lazily unmounts the FUSE mount at mnt: by umount2(2) if it
-// was mounted directly (as root), else by fusermount.
+// detachMount lazily unmounts the FUSE mount at mnt.
 func detachMount(mnt string, direct bool) error {
+	return unmountFUSE(mnt, direct, syscall.MNT_DETACH)
+}
+
+// unmountFUSE unmounts the FUSE mount at mnt, lazily if flags has
+// MNT_DETACH: by umount2(2) if it was mounted directly (as root), else by
+// fusermount. It does not wait for the connection to end.
+func unmountFUSE(mnt string, direct bool, flags int) error {
 	if direct {
-		return syscall.Unmount(mnt, syscall.MNT_DETACH)
+		return syscall.Unmount(mnt, flags)
+	}
+	args := []string{"-u", mnt}
+	if flags&syscall.MNT_DETACH != 0 {
+		args = []string{"-u", "-z", mnt}
 	}
 	var err error
 	for _, bin := range []string{"fusermount3", "fusermount"} {
 		var out []byte
-		if out, err = exec.Command(bin, "-u", "-z", mnt).CombinedOutput(); err == nil {
+		if out, err = exec.Command(bin, args...).CombinedOutput(); err == nil {
 			return nil
 		} else if len(out) > 0 {
 			err = fmt.Errorf("%s: %s", bin, strings.TrimSpace(string(out)))

@@ -4,7 +4,10 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"slices"
 	"syscall"
+
+	"github.com/nfslockfs/nfslockfs/internal/mountinfo"
 )
 
 // runInit is pid 1 of a new host, started in new UTS, PID and mount
@@ -42,6 +45,28 @@ func setUpHost(hostname string) error {
 	}
 	if err := syscall.Mount("proc", "/proc", "proc", syscall.MS_NOSUID|syscall.MS_NODEV|syscall.MS_NOEXEC, ""); err != nil {
 		return fmt.Errorf("mount /proc: %w", err)
+	}
+	return dropNodeMounts()
+}
+
+// dropNodeMounts detaches the nfslockfs mounts the new mount namespace
+// copied from the machine's. Each simulated host runs its own daemon, so it
+// never uses another node's mount; and a copy would keep that mount alive
+// after its daemon unmounts it, so that a test elsewhere on the machine
+// (another package's, run concurrently) would wait for this host to die
+// before its daemon's shutdown completes.
+func dropNodeMounts() error {
+	mounts, err := mountinfo.Read()
+	if err != nil {
+		return fmt.Errorf("read the mount table: %w", err)
+	}
+	for _, m := range slices.Backward(mounts) {
+		if m.FSType != mountinfo.NFSLockFSType {
+			continue
+		}
+		if err := syscall.Unmount(m.Mountpoint, syscall.MNT_DETACH); err != nil && err != syscall.EINVAL && err != syscall.ENOENT {
+			return fmt.Errorf("detach the copy of the nfslockfs mount at %s: %w", m.Mountpoint, err)
+		}
 	}
 	return nil
 }

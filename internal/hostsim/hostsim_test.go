@@ -13,9 +13,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nfslockfs/nfslockfs/fusefs"
 	"github.com/nfslockfs/nfslockfs/internal/faultfs"
 	"github.com/nfslockfs/nfslockfs/internal/hostsim"
 	"github.com/nfslockfs/nfslockfs/internal/testenv"
+	"github.com/nfslockfs/nfslockfs/internal/testutil"
 )
 
 // waitLimit bounds every wait for something that should happen promptly.
@@ -258,5 +260,26 @@ func TestHostsShareAFaultfsMount(t *testing.T) {
 	startLong(t, a, "exec 9<"+lock+"; flock -x 9; echo locked; exec sleep 1000")
 	if err := b.Command(t.Context(), "flock", "--nonblock", lock, "true").Run(); err == nil {
 		t.Errorf("host b got the flock that host a holds")
+	}
+}
+
+// A host starts without the machine's nfslockfs mounts (each simulated host
+// runs its own daemon), so it keeps none of them alive: a daemon elsewhere
+// on the machine unmounts at once while the host runs.
+func TestHostDropsNodeMounts(t *testing.T) {
+	testenv.NeedFUSE(t)
+	mnt := testutil.MountpointDir(t)
+	srv, err := fusefs.Mount(t.TempDir(), mnt, fusefs.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := start(t, "dropper")
+	if got := run(t, h, "sh", "-c", "grep -c ' - fuse.nfslockfs ' /proc/self/mountinfo || true"); got != "0" {
+		t.Errorf("the host sees %s nfslockfs mounts, want 0", got)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), waitLimit)
+	defer cancel()
+	if err := srv.Shutdown(ctx); err != nil {
+		t.Errorf("shutdown while a host runs: %v", err)
 	}
 }
