@@ -23,9 +23,9 @@ func twoNodes(t *testing.T, options ...string) (a, b *daemon) {
 }
 
 // onNodes runs a bash script with $A and $B the two mounts, $BACKING the
-// backing directory, $T a scratch directory, and $LK the test program
-// testdata/lk.c; it fails t unless the script succeeds within 10s and
-// prints want. $T/go is a FIFO that the script holds open for reading and
+// backing directory, $T a scratch directory, $LK the test program
+// testdata/lk.c and $NFSLOCK the CLI; it fails t unless the script
+// succeeds within 10s and prints want. $T/go is a FIFO that the script holds open for reading and
 // writing, so that opening it never blocks: `echo go >$T/go` lets one line
 // reader (`read _ <$T/go`) go on.
 func onNodes(t *testing.T, a, b *daemon, script, want string) {
@@ -35,7 +35,7 @@ func onNodes(t *testing.T, a, b *daemon, script, want string) {
 		t.Fatal(err)
 	}
 	got, err := runScript(t, "set -u\nexec 3<>$T/go\n"+script,
-		"A="+a.mnt, "B="+b.mnt, "BACKING="+a.backing, "T="+scratch, "LK="+lkProgram(t))
+		"A="+a.mnt, "B="+b.mnt, "BACKING="+a.backing, "T="+scratch, "LK="+lkProgram(t), "NFSLOCK="+bin("nfslock"))
 	if err != nil || got != want {
 		t.Fatalf("script: %v\ngot:\n%s\nwant:\n%s", err, got, want)
 	}
@@ -171,6 +171,9 @@ until [ "$(wc -l <$T/readers)" = 4 ]; do sleep 0.01; done
 echo "4 shared holders on 2 nodes"
 grep -q "^shared-by: 4" $B/s && echo "cat shows them"
 ls $A | grep -qx s && echo "ls lists it"
+$NFSLOCK status $BACKING/s | grep -E "^(state|shared-by):"
+$NFSLOCK -s -n $BACKING/s echo "nfslock -s: a fifth shared holder"
+$NFSLOCK -n $BACKING/s true; echo "nfslock -n: $?"
 flock -n $B/s true; echo "writer -n: $?"
 flock $B/s sh -c 'echo "writer in after $(cat $T/gone) left"; echo writer >$T/wrote; read _ <$T/go' &
 until [ -e $BACKING/s.nfs_lock ]; do sleep 0.01; done
@@ -183,7 +186,7 @@ until [ -s $T/wrote ]; do sleep 0.01; done
 echo go >$T/go
 wait
 takeAfter $B s && echo free
-`, "4 shared holders on 2 nodes\ncat shows them\nls lists it\nwriter -n: 1\nnew reader while the writer waits: 1\nwriter in after 4 left\nqueued reader in after writer\nfree\n")
+`, "4 shared holders on 2 nodes\ncat shows them\nls lists it\nstate: shared\nshared-by: 4\nnfslock -s: a fifth shared holder\nnfslock -n: 1\nwriter -n: 1\nnew reader while the writer waits: 1\nwriter in after 4 left\nqueued reader in after writer\nfree\n")
 	waitFor(t, "no lock or reader file is left", func() bool {
 		entries, err := os.ReadDir(a.backing)
 		return err == nil && len(entries) == 0

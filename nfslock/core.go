@@ -127,7 +127,7 @@ func MustUnlock(path string) {
 // believes it holds the lock, which becomes stale when it exits. Locks
 // naming a process that has exited are released.
 func UnlockAll() error {
-	var errs []error
+	errs := unlockAllShared()
 	for _, l := range heldLocks.all() {
 		if rec := l.Record(); rec.Pid != os.Getpid() && alive(rec) {
 			continue

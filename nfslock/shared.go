@@ -109,6 +109,7 @@ func (gate *Lock) admitReader(waited time.Duration) (*SharedLock, error) {
 	}
 	s.dev, s.ino = a.dev, a.ino
 	s.acquired = time.Now()
+	s.register(true)
 	log.WithFields(logrus.Fields{"path": p, "pid": rec.Pid, "host": rec.Host, "waited": waited}).Info("shared lock acquired")
 	return s, nil
 }
@@ -117,7 +118,11 @@ func (gate *Lock) admitReader(waited time.Duration) (*SharedLock, error) {
 func (s *SharedLock) Path() string { return s.path }
 
 // Record returns the shared holder's record as it is on disk.
-func (s *SharedLock) Record() Record { return s.rec }
+func (s *SharedLock) Record() Record {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.rec
+}
 
 // Unlock releases the shared hold: it removes its reader file, under the
 // host's lock and after checking that the file is still the one it wrote.
@@ -130,11 +135,12 @@ func (s *SharedLock) Unlock() error {
 	if s.released {
 		return fmt.Errorf("nfslock: %s: shared lock already released: %w", s.path, ErrNotLocked)
 	}
-	removed, err := removeReaderIf(s.name, func(fi os.FileInfo, _ []byte) bool { return sameInode(fi, s.dev, s.ino) })
+	removed, err := withReaderFile(s.name, removeReader(s.name, func(fi os.FileInfo, _ []byte) bool { return sameInode(fi, s.dev, s.ino) }))
 	if err != nil {
 		return err
 	}
 	s.released = true
+	s.register(false)
 	if !removed {
 		return fmt.Errorf("nfslock: %s: our shared lock was removed by someone else: %w", s.path, ErrNotLocked)
 	}
@@ -142,12 +148,13 @@ func (s *SharedLock) Unlock() error {
 	return nil
 }
 
-// removeReaderIf removes the reader file name if remove says so of the
-// file it finds there, while holding the host's lock for that file (the lock
-// stale-lock cleaners take), so that of two processes judging one reader
-// file at once only one removes it, and never a file made since. It
-// reports whether it removed it; a missing file is (false, nil).
-func removeReaderIf(name string, remove func(fi os.FileInfo, raw []byte) bool) (bool, error) {
+// withReaderFile calls act with the reader file name as it is now (its
+// attributes and bytes) while holding the host's lock for that file (the
+// lock stale-lock cleaners take), so that of two processes judging one
+// reader file at once only one acts on it, and never on a file made since.
+// act removes or replaces it if it so decides, and reports whether it did;
+// a missing file is (false, nil).
+func withReaderFile(name string, act func(fi os.FileInfo, raw []byte) (bool, error)) (bool, error) {
 	f, err := os.OpenFile(name, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
 	if errors.Is(err, os.ErrNotExist) {
 		return false, nil
@@ -176,13 +183,21 @@ func removeReaderIf(name string, remove func(fi os.FileInfo, raw []byte) bool) (
 	if err != nil {
 		return false, err
 	}
-	if !remove(fi, raw) {
-		return false, nil
+	return act(fi, raw)
+}
+
+// removeReader is the act of withReaderFile that removes name when remove
+// says so of it.
+func removeReader(name string, remove func(fi os.FileInfo, raw []byte) bool) func(os.FileInfo, []byte) (bool, error) {
+	return func(fi os.FileInfo, raw []byte) (bool, error) {
+		if !remove(fi, raw) {
+			return false, nil
+		}
+		if err := os.Remove(name); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return false, err
+		}
+		return true, nil
 	}
-	if err := os.Remove(name); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return false, err
-	}
-	return true, nil
 }
 
 // Readers returns the shared holders of the lock on path, as their reader
@@ -215,7 +230,7 @@ func Readers(path string) ([]Holder, error) {
 		}
 		if h.State == HolderDead {
 			raw := h.Raw
-			_, err := removeReaderIf(full, func(_ os.FileInfo, now []byte) bool { return string(now) == string(raw) })
+			_, err := withReaderFile(full, removeReader(full, func(_ os.FileInfo, now []byte) bool { return string(now) == string(raw) }))
 			if err != nil {
 				return nil, fmt.Errorf("nfslock: %s: removing stale shared holder %s: %w", p, name, err)
 			}
@@ -292,3 +307,99 @@ func ReaderLockName(name string) (string, bool) {
 
 // refuseReaders is excludeReaders without waiting, for TryLock.
 func (l *Lock) refuseReaders() error { return l.excludeReaders(context.Background(), false) }
+
+// SetOwner names the local process pid as the shared holder, with its
+// start time, as Lock.SetOwner does: the reader file is replaced
+// atomically (a new file renamed over it).
+func (s *SharedLock) SetOwner(pid int) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.released {
+		return fmt.Errorf("nfslock: %s: shared lock already released: %w", s.path, ErrNotLocked)
+	}
+	rec, err := recordFor(pid, s.rec.Message)
+	if err != nil {
+		return err
+	}
+	data, err := encodeFor(s.path, rec)
+	if err != nil {
+		return err
+	}
+	a, err := writeAttempt(s.path, data)
+	if err != nil {
+		return pathError(s.path, err)
+	}
+	replaced, err := withReaderFile(s.name, func(fi os.FileInfo, _ []byte) (bool, error) {
+		if !sameInode(fi, s.dev, s.ino) {
+			return false, nil
+		}
+		return true, rename(a.name, s.name)
+	})
+	os.Remove(a.name) // left only if the rename did not happen
+	if err != nil {
+		return pathError(s.path, err)
+	}
+	if !replaced {
+		return fmt.Errorf("nfslock: %s: our shared lock was removed by someone else: %w", s.path, ErrNotLocked)
+	}
+	s.rec, s.data, s.dev, s.ino = rec, data, a.dev, a.ino
+	return nil
+}
+
+// Err returns nil while the shared lock is held, and an error matching
+// ErrNotLocked once it was released.
+func (s *SharedLock) Err() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.released {
+		return fmt.Errorf("nfslock: %s: shared lock already released: %w", s.path, ErrNotLocked)
+	}
+	return nil
+}
+
+// Lost is nil: a shared lock has no lease to lose (see the Limits in
+// docs/design.md); only an operator's break takes it away.
+func (s *SharedLock) Lost() <-chan struct{} { return nil }
+
+// LeaseDuration is 0: shared locks are not leases.
+func (s *SharedLock) LeaseDuration() time.Duration { return 0 }
+
+// Token is 0: shared locks get no fencing token.
+func (s *SharedLock) Token() uint64 { return 0 }
+
+// sharedLocks are the shared locks this process holds, for UnlockAll.
+var sharedLocks = struct {
+	mu sync.Mutex
+	m  map[*SharedLock]bool
+}{m: make(map[*SharedLock]bool)}
+
+func (s *SharedLock) register(held bool) {
+	sharedLocks.mu.Lock()
+	defer sharedLocks.mu.Unlock()
+	if held {
+		sharedLocks.m[s] = true
+	} else {
+		delete(sharedLocks.m, s)
+	}
+}
+
+// unlockAllShared releases the shared locks UnlockAll releases: those of
+// this process, and those naming a process that is gone.
+func unlockAllShared() []error {
+	sharedLocks.mu.Lock()
+	all := make([]*SharedLock, 0, len(sharedLocks.m))
+	for s := range sharedLocks.m {
+		all = append(all, s)
+	}
+	sharedLocks.mu.Unlock()
+	var errs []error
+	for _, s := range all {
+		if rec := s.Record(); rec.Pid != os.Getpid() && alive(rec) {
+			continue
+		}
+		if err := s.Unlock(); err != nil && !errors.Is(err, ErrNotLocked) {
+			errs = append(errs, err)
+		}
+	}
+	return errs
+}

@@ -136,3 +136,41 @@ func TestReaderFilesAreHelperFiles(t *testing.T) {
 		t.Errorf("a reader file's name was accepted as a lock name")
 	}
 }
+
+func TestSharedSetOwnerAndUnlockAll(t *testing.T) {
+	p := lockIn(t)
+	child := exec.Command("sleep", "60")
+	if err := child.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { child.Process.Kill(); child.Wait() }()
+	s, err := TryLockShared(p, WithMessage("job"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetOwner(child.Process.Pid); err != nil {
+		t.Fatal(err)
+	}
+	readers, err := Readers(p)
+	if err != nil || len(readers) != 1 || readers[0].Record.Pid != child.Process.Pid || readers[0].Record.Message != "job" {
+		t.Fatalf("Readers after SetOwner: %+v, %v; want one naming pid %d", readers, err, child.Process.Pid)
+	}
+	if err := UnlockAll(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Err(); err != nil {
+		t.Fatalf("UnlockAll released a shared lock naming a live process: %v", err)
+	}
+	if err := s.SetOwner(os.Getpid()); err != nil {
+		t.Fatal(err)
+	}
+	if err := UnlockAll(); err != nil {
+		t.Fatal(err)
+	}
+	if !errors.Is(s.Err(), ErrNotLocked) {
+		t.Fatal("UnlockAll left this process's shared lock held")
+	}
+	if readers, err := Readers(p); err != nil || len(readers) != 0 {
+		t.Errorf("Readers after UnlockAll: %d, %v", len(readers), err)
+	}
+}

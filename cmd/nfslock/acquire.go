@@ -23,14 +23,34 @@ type signalError struct{ sig syscall.Signal }
 
 func (e *signalError) Error() string { return "interrupted by " + e.sig.String() }
 
+// A heldLock is what the CLI holds: an exclusive *nfslock.Lock, or with -s
+// an *nfslock.SharedLock.
+type heldLock interface {
+	Path() string
+	SetOwner(pid int) error
+	Unlock() error
+	Err() error
+	Lost() <-chan struct{}
+	LeaseDuration() time.Duration
+	Token() uint64
+}
+
+var (
+	_ heldLock = (*nfslock.Lock)(nil)
+	_ heldLock = (*nfslock.SharedLock)(nil)
+)
+
 // acquire takes the lock c asks for, for the process owner: with -n (or
 // -w 0) in one attempt, otherwise waiting until it is free, the timeout
 // passes, or a signal arrives on sigs. After a signal it holds nothing and
 // returns a *signalError, even if the lock was taken as the signal arrived.
-func acquire(c lockConfig, owner int, sigs <-chan os.Signal, log logrus.FieldLogger) (*nfslock.Lock, error) {
+func acquire(c lockConfig, owner int, sigs <-chan os.Signal, log logrus.FieldLogger) (heldLock, error) {
 	opts := []nfslock.Option{nfslock.WithOwner(owner), nfslock.WithMessage(c.message), nfslock.WithLogger(log)}
-	if c.nonblock {
-		return nfslock.TryLock(c.path, opts...)
+	switch {
+	case c.nonblock && c.shared:
+		return nonNil(nfslock.TryLockShared(c.path, opts...))
+	case c.nonblock:
+		return nonNil(nfslock.TryLock(c.path, opts...))
 	}
 	ctx, cancel := context.WithCancelCause(context.Background())
 	defer cancel(nil)
@@ -42,7 +62,15 @@ func acquire(c lockConfig, owner int, sigs <-chan os.Signal, log logrus.FieldLog
 	acquired := make(chan struct{})
 	var watcher sync.WaitGroup
 	watcher.Go(func() { watchWait(ctx, cancel, sigs, acquired, c, log) })
-	lock, err := nfslock.Acquire(ctx, c.path, opts...)
+	var (
+		lock heldLock
+		err  error
+	)
+	if c.shared {
+		lock, err = nonNil(nfslock.AcquireShared(ctx, c.path, opts...))
+	} else {
+		lock, err = nonNil(nfslock.Acquire(ctx, c.path, opts...))
+	}
 	close(acquired)
 	watcher.Wait()
 
@@ -56,6 +84,15 @@ func acquire(c lockConfig, owner int, sigs <-chan os.Signal, log logrus.FieldLog
 		return nil, sig
 	}
 	return lock, err
+}
+
+// nonNil returns l as a heldLock that is nil when err is not: a nil
+// pointer in an interface would not be.
+func nonNil[L heldLock](l L, err error) (heldLock, error) {
+	if err != nil {
+		return nil, err
+	}
+	return l, nil
 }
 
 // watchWait runs while acquire waits, until done is closed: a signal on

@@ -13,8 +13,6 @@ import (
 	"time"
 
 	"github.com/sirupsen/logrus"
-
-	"github.com/nfslockfs/nfslockfs/nfslock"
 )
 
 // forwarded are the signals nfslock passes on to COMMAND (and that stop a
@@ -65,7 +63,7 @@ func lookCommand(name string) (string, int, error) {
 // COMMAND's exit status (128+N if it died of signal N), or exitLost if the
 // lease was lost meanwhile (see lossKiller). group says whether COMMAND has
 // a process group of its own.
-func (g *gatedCommand) run(lock *nfslock.Lock, group bool, sigs <-chan os.Signal, settle func(lost bool), log logrus.FieldLogger) int {
+func (g *gatedCommand) run(lock heldLock, group bool, sigs <-chan os.Signal, settle func(lost bool), log logrus.FieldLogger) int {
 	g.open(commandEnv(lock))
 	loss := &lossKiller{lock: lock, pid: g.Process.Pid, group: group}
 	defer loss.stop()

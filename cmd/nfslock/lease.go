@@ -44,7 +44,7 @@ func commandAttr(path string) (attr *syscall.SysProcAttr, group bool) {
 // commandEnv is what COMMAND finds in its environment besides nfslock's:
 // NFSLOCK_PATH, the lock's path, and in a lease directory NFSLOCK_TOKEN,
 // its fencing token, as etcdctl lock passes ETCD_LOCK_REV.
-func commandEnv(lock *nfslock.Lock) []string {
+func commandEnv(lock heldLock) []string {
 	env := []string{"NFSLOCK_PATH=" + lock.Path()}
 	if t := lock.Token(); t > 0 {
 		env = append(env, "NFSLOCK_TOKEN="+strconv.FormatUint(t, 10))
@@ -54,7 +54,7 @@ func commandEnv(lock *nfslock.Lock) []string {
 
 // lossKiller stops COMMAND after the loss of its lock's lease.
 type lossKiller struct {
-	lock  *nfslock.Lock
+	lock  heldLock
 	pid   int
 	group bool
 	kill  *time.Timer // SIGKILL, once SIGTERM was sent

@@ -47,7 +47,9 @@ Options (before PATH; all words after PATH belong to COMMAND):
   -v, --verbose               report on stderr who holds the lock while
                               waiting, and how long taking it took
   -c, --command CMD           (after PATH) run CMD with $SHELL -c
-  -x, -e, --exclusive         accepted for flock(1)'s sake: locks are exclusive
+  -s, --shared                a shared lock: any number of shared holders
+                              on any hosts, excluded by an exclusive one
+  -x, -e, --exclusive         an exclusive lock (the default)
   -h, --help                  show this help
   -V, --version               show the version
 
@@ -140,7 +142,7 @@ func lockMain(args []string) int {
 // any more, and otherwise hands it on to a keeper (see scope.go). A lock
 // with a lease, which only this process renews, or one whose keeper cannot
 // be started, nfslock keeps itself until the scope is free.
-func settle(lock *nfslock.Lock, s *scope, lost bool, log logrus.FieldLogger) {
+func settle(lock heldLock, s *scope, lost bool, log logrus.FieldLogger) {
 	if lost || !s.inUse() {
 		if err := lock.Unlock(); err != nil && !errors.Is(err, nfslock.ErrLost) {
 			printError(err) // a loss was reported when it happened

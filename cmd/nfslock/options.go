@@ -25,6 +25,7 @@ type lockConfig struct {
 	message      string
 	hasMessage   bool // -m given, even as ""
 	verbose      bool
+	shared       bool // -s: a shared lock
 }
 
 // An option is one of the main mode's options, as flock(1) spells it.
@@ -59,10 +60,10 @@ var lockOptions = []option{
 		return nil
 	}},
 	{'v', []string{"verbose"}, "", func(c *lockConfig, _ string) error { c.verbose = true; return nil }},
-	// nfslock's locks are exclusive, as flock's are by default; accepting
-	// flock's explicit spelling lets scripts switch by changing one word.
-	{'x', []string{"exclusive"}, "", func(*lockConfig, string) error { return nil }},
-	{'e', nil, "", func(*lockConfig, string) error { return nil }},
+	// Locks are exclusive unless -s, as flock's are by default.
+	{'s', []string{"shared"}, "", func(c *lockConfig, _ string) error { c.shared = true; return nil }},
+	{'x', []string{"exclusive"}, "", func(c *lockConfig, _ string) error { c.shared = false; return nil }},
+	{'e', nil, "", func(c *lockConfig, _ string) error { c.shared = false; return nil }},
 	{'h', []string{"help"}, "", func(*lockConfig, string) error { return errHelp }},
 	{'V', []string{"version"}, "", func(*lockConfig, string) error { return errVersion }},
 }

@@ -30,6 +30,7 @@ func TestParseLockArgs(t *testing.T) {
 	code := func(n int) func(*lockConfig) { return func(c *lockConfig) { c.conflictCode = n } }
 	message := func(m string) func(*lockConfig) { return func(c *lockConfig) { c.message, c.hasMessage = m, true } }
 	verbose := func(c *lockConfig) { c.verbose = true }
+	shared := func(c *lockConfig) { c.shared = true }
 	all := func(fs ...func(*lockConfig)) func(*lockConfig) {
 		return func(c *lockConfig) {
 			for _, f := range fs {
@@ -79,7 +80,11 @@ func TestParseLockArgs(t *testing.T) {
 		// -c, --command CMD, right after PATH
 		{"P -c echo", lockConfig{path: "P", argv: []string{"/bin/zsh", "-c", "echo"}, conflictCode: 1, message: "echo"}},
 		{"-m m P --command echo", lockConfig{path: "P", argv: []string{"/bin/zsh", "-c", "echo"}, conflictCode: 1, message: "m", hasMessage: true}},
-		// -x, -e, --exclusive: accepted and ignored
+		// -s, --shared; -x, -e, --exclusive (the default), the last one wins
+		{"-s P cmd arg", cfg(shared)},
+		{"--shared P cmd arg", cfg(shared)},
+		{"-x -s P cmd arg", cfg(shared)},
+		{"-s -x P cmd arg", cfg(nil)},
 		{"-x P cmd arg", cfg(nil)},
 		{"-e P cmd arg", cfg(nil)},
 		{"--exclusive P cmd arg", cfg(nil)},

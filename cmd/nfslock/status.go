@@ -21,6 +21,7 @@ nfslockfs mount show them), and its state:
             next acquire on this host removes it
   remote    a process of another host, whose life cannot be judged from here
   free      nobody holds the lock
+  shared    held by shared holders (flock -s, LOCK_SH, F_RDLCK), each shown
   corrupt   the record does not parse; its bytes are shown as raw
 In a lease directory (see 'nfslock --help') it shows as well the holder's
 fencing token, its lease, when it was last renewed, and how long ago that
@@ -79,7 +80,11 @@ func inspect(path string) (lockView, error) {
 	h, err := nfslock.Inspect(p)
 	switch {
 	case errors.Is(err, nfslock.ErrNotLocked):
-		return lockView{path: path}, checkLockDir(p)
+		if err := checkLockDir(p); err != nil {
+			return lockView{}, err
+		}
+		shared, err := nfslock.Readers(p)
+		return lockView{path: path, shared: shared}, err
 	case err != nil:
 		return lockView{}, err
 	}
