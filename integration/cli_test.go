@@ -305,7 +305,7 @@ func TestCLIUsageErrors(t *testing.T) {
 		{"-E", "256", "lock", "true"},
 		{"-E", "x", "lock", "true"},
 		{"--bogus", "lock", "true"},
-		{"-s", "lock", "true"},
+		{"-u", "lock", "true"},
 		{"--nonblock=yes", "lock", "true"},
 		{"-m", strings.Repeat("m", 5000), "lock", "true"},
 		{"lock", "-c"},
