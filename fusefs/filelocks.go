@@ -43,10 +43,8 @@ import (
 // lock asked to become exclusive is released first, as flock(2) converts;
 // an exclusive one asked to become shared stays exclusive.
 //
-// Limits: a shared flock lock's record names the requester (or its
-// sharing ancestor), not renamed when that process exits. A lock on a
-// directory of the mount is the kernel's own, node-local: FUSE
-// does not pass directory locks to the daemon.
+// Limits: a lock on a directory of the mount is the kernel's own,
+// node-local: FUSE does not pass directory locks to the daemon.
 
 // A lockOwner is one kernel lock owner's claim on one lock path.
 type lockOwner struct {
@@ -64,6 +62,9 @@ type ownerLock struct {
 	via    *plainHandle        // the open file it was taken through
 	posix  bool                // not flock(2)'s: POSIX (a process's) or OFD (the open file's)
 	ranges byteRanges          // what the owner has locked; the lock goes when nothing is left
+	// released is closed once a shared lock is released (an exclusive
+	// one's hold says so itself).
+	released chan struct{}
 }
 
 var (
@@ -147,7 +148,7 @@ func (fsys *filesystem) takeFileLock(ctx context.Context, key lockOwner, via *pl
 	}
 	opts := fsys.lockOptions(c, log)
 	start := time.Now()
-	ol := &ownerLock{holder: c, via: via, posix: posix}
+	ol := &ownerLock{holder: c, via: via, posix: posix, released: make(chan struct{})}
 	var err error
 	switch {
 	case shared && wait:
@@ -184,7 +185,7 @@ func (fsys *filesystem) takeFileLock(ctx context.Context, key lockOwner, via *pl
 	fsys.mu.Lock()
 	fsys.fileLocks[key] = ol
 	fsys.mu.Unlock()
-	if !posix && ol.hold != nil {
+	if !posix {
 		go fsys.keepNamed(path, ol)
 	}
 	return 0
@@ -391,12 +392,11 @@ func (fsys *filesystem) releaseOwnerLock(ol *ownerLock) <-chan struct{} {
 		fsys.release(ol.hold)
 		return ol.hold.released
 	}
-	done := make(chan struct{})
 	fsys.releasing.Go(func() {
-		defer close(done)
+		defer close(ol.released)
 		if err := ol.shared.Unlock(); err != nil {
 			fsys.log.WithError(err).WithField("path", ol.shared.Path()).Warn("releasing a shared lock failed")
 		}
 	})
-	return done
+	return ol.released
 }

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/nfslockfs/nfslockfs/nfslock"
 	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
 )
@@ -106,17 +107,25 @@ func anyOpener(mountPath string, except int) int {
 // names exits, it names another that has the file open. It returns when
 // ol is released.
 func (fsys *filesystem) keepNamed(path string, ol *ownerLock) {
-	named := ol.hold.lock.Record().Pid
+	var lock interface {
+		Record() nfslock.Record
+		SetOwner(pid int) error
+	} = ol.shared
+	released := ol.released
+	if ol.hold != nil {
+		lock, released = ol.hold.lock, ol.hold.released
+	}
+	named := lock.Record().Pid
 	log := fsys.log.WithField("path", path)
 	for {
-		if !waitExit(named, ol.hold.released) {
+		if !waitExit(named, released) {
 			return
 		}
 		next := anyOpener(fsys.mountPath(path), named)
 		if next == 0 {
 			return // nobody has it open: its RELEASE is on its way
 		}
-		if err := ol.hold.lock.SetOwner(next); err != nil {
+		if err := lock.SetOwner(next); err != nil {
 			log.WithError(err).WithField("pid", next).Warn("naming another holder of a lock whose holder exited failed")
 			return
 		}

@@ -187,6 +187,27 @@ echo go >$T/go
 wait
 takeAfter $B s && echo free
 `, "4 shared holders on 2 nodes\ncat shows them\nls lists it\nstate: shared\nshared-by: 4\nnfslock -s: a fifth shared holder\nnfslock -n: 1\nwriter -n: 1\nnew reader while the writer waits: 1\nwriter in after 4 left\nqueued reader in after writer\nfree\n")
+	// A forked child keeps a shared flock lock when its parent exits, and
+	// the record follows it: no other process of the host may judge the
+	// reader stale while the child holds it.
+	onNodes(t, a, b, takeAfter+`
+: >$BACKING/fs
+python3 -c '
+import fcntl, os, sys
+f = open(sys.argv[1])
+fcntl.flock(f, fcntl.LOCK_SH)
+if os.fork() == 0:
+    open(sys.argv[2] + "/child", "w").write(str(os.getpid()))
+    open(sys.argv[2] + "/go").readline()
+    os._exit(0)
+' $A/fs $T
+until [ -s $T/child ]; do sleep 0.01; done
+sleep 0.3
+flock -n $B/fs true; echo "writer while the child holds: $?"
+grep -q "^pid: $(cat $T/child)\$" $B/fs && echo "record names the child"
+echo go >$T/go
+takeAfter $B fs && echo "free once the child is gone"
+`, "writer while the child holds: 1\nrecord names the child\nfree once the child is gone\n")
 	waitFor(t, "no lock or reader file is left", func() bool {
 		entries, err := os.ReadDir(a.backing)
 		return err == nil && len(entries) == 0
