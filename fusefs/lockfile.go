@@ -158,6 +158,9 @@ func (fsys *filesystem) removeLock(p string) syscall.Errno {
 	h, err := nfslock.Inspect(p)
 	switch {
 	case errors.Is(err, nfslock.ErrNotLocked):
+		if readers, err := nfslock.Readers(p); err != nil || len(readers) > 0 {
+			return syscall.EBUSY // held shared, or its shared holders cannot be listed
+		}
 		err := nfslock.RemoveLeftover(p)
 		if errors.Is(err, nfslock.ErrNotRecord) {
 			fsys.log.WithError(err).WithField("path", p).Warn("refused to remove a backing file that is not a lock")

@@ -174,6 +174,7 @@ ls $A | grep -qx s && echo "ls lists it"
 $NFSLOCK status $BACKING/s | grep -E "^(state|shared-by):"
 $NFSLOCK -s -n $BACKING/s echo "nfslock -s: a fifth shared holder"
 $NFSLOCK -n $BACKING/s true; echo "nfslock -n: $?"
+rm $A/s 2>&1 | sed 's/.*: //'
 flock -n $B/s true; echo "writer -n: $?"
 flock $B/s sh -c 'echo "writer in after $(cat $T/gone) left"; echo writer >$T/wrote; read _ <$T/go' &
 until [ -e $BACKING/s.nfs_lock ]; do sleep 0.01; done
@@ -186,7 +187,7 @@ until [ -s $T/wrote ]; do sleep 0.01; done
 echo go >$T/go
 wait
 takeAfter $B s && echo free
-`, "4 shared holders on 2 nodes\ncat shows them\nls lists it\nstate: shared\nshared-by: 4\nnfslock -s: a fifth shared holder\nnfslock -n: 1\nwriter -n: 1\nnew reader while the writer waits: 1\nwriter in after 4 left\nqueued reader in after writer\nfree\n")
+`, "4 shared holders on 2 nodes\ncat shows them\nls lists it\nstate: shared\nshared-by: 4\nnfslock -s: a fifth shared holder\nnfslock -n: 1\nDevice or resource busy\nwriter -n: 1\nnew reader while the writer waits: 1\nwriter in after 4 left\nqueued reader in after writer\nfree\n")
 	// A forked child keeps a shared flock lock when its parent exits, and
 	// the record follows it: no other process of the host may judge the
 	// reader stale while the child holds it.

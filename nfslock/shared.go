@@ -38,6 +38,12 @@ func readerFile(p string) string {
 	return p + "." + hex.EncodeToString(b[:]) + ReaderSuffix
 }
 
+// isReaderFileOf reports whether name is a reader file of the lock whose
+// last path element is base.
+func isReaderFileOf(name, base string) bool {
+	return len(name) == len(base)+1+32+len(ReaderSuffix) && strings.HasPrefix(name, base+".") && isReaderFile(name)
+}
+
 // isReaderFile reports whether the base name is a reader file of some lock.
 func isReaderFile(name string) bool {
 	stem, ok := strings.CutSuffix(name, ReaderSuffix)
@@ -217,7 +223,7 @@ func Readers(path string) ([]Holder, error) {
 	var readers []Holder
 	for _, e := range entries {
 		name := e.Name()
-		if len(name) != len(base)+1+32+len(ReaderSuffix) || !strings.HasPrefix(name, base+".") || !isReaderFile(name) {
+		if !isReaderFileOf(name, base) {
 			continue
 		}
 		full := filepath.Join(dir, name)
@@ -402,4 +408,47 @@ func unlockAllShared() []error {
 		}
 	}
 	return errs
+}
+
+// BreakShared removes every shared holder of the lock on path, live ones
+// and other hosts' included, and returns the holders it removed: the
+// operator's override for a dead host's readers (Break is for an exclusive
+// holder). Each reader file is removed only if it still holds what was
+// read. No shared holder gives an error matching ErrNotLocked.
+func BreakShared(path string) ([]Holder, error) {
+	p, err := NormalizePath(path)
+	if err != nil {
+		return nil, err
+	}
+	dir, base := filepath.Split(p)
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("nfslock: %s: listing shared holders: %w", p, err)
+	}
+	var removed []Holder
+	for _, e := range entries {
+		name := e.Name()
+		if !isReaderFileOf(name, base) {
+			continue
+		}
+		full := filepath.Join(dir, name)
+		h, err := readReaderFile(full)
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return removed, fmt.Errorf("nfslock: %s: reading shared holder %s: %w", p, name, err)
+		}
+		ok, err := withReaderFile(full, removeReader(full, func(_ os.FileInfo, now []byte) bool { return string(now) == string(h.Raw) }))
+		if err != nil {
+			return removed, fmt.Errorf("nfslock: %s: breaking shared holder %s: %w", p, name, err)
+		}
+		if ok {
+			removed = append(removed, h)
+		}
+	}
+	if len(removed) == 0 {
+		return nil, fmt.Errorf("nfslock: %s: no shared holder: %w", p, ErrNotLocked)
+	}
+	return removed, nil
 }

@@ -174,3 +174,29 @@ func TestSharedSetOwnerAndUnlockAll(t *testing.T) {
 		t.Errorf("Readers after UnlockAll: %d, %v", len(readers), err)
 	}
 }
+
+func TestBreakShared(t *testing.T) {
+	p := lockIn(t)
+	if _, err := BreakShared(p); !errors.Is(err, ErrNotLocked) {
+		t.Fatalf("BreakShared of a free lock: %v, want ErrNotLocked", err)
+	}
+	r1, err := TryLockShared(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := TryLockShared(p); err != nil {
+		t.Fatal(err)
+	}
+	removed, err := BreakShared(p)
+	if err != nil || len(removed) != 2 {
+		t.Fatalf("BreakShared: %d removed, %v; want 2", len(removed), err)
+	}
+	l, err := TryLock(p)
+	if err != nil {
+		t.Fatalf("TryLock after the shared holders were broken: %v", err)
+	}
+	l.Unlock()
+	if err := r1.Unlock(); !errors.Is(err, ErrNotLocked) {
+		t.Errorf("Unlock of a broken shared lock: %v, want ErrNotLocked", err)
+	}
+}

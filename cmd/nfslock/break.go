@@ -40,9 +40,15 @@ func breakMain(args []string) int {
 		return reportParseError(err, breakHelp)
 	}
 	p, err := lockPath(paths[0])
-	var h nfslock.Holder
+	var (
+		h      nfslock.Holder
+		shared []nfslock.Holder
+	)
 	if err == nil {
 		h, err = nfslock.Break(p)
+	}
+	if errors.Is(err, nfslock.ErrNotLocked) {
+		shared, err = nfslock.BreakShared(p)
 	}
 	if errors.Is(err, nfslock.ErrNotLocked) {
 		if dirErr := checkLockDir(p); dirErr != nil {
@@ -58,7 +64,11 @@ func breakMain(args []string) int {
 		return 1
 	}
 	fmt.Println("removed:")
-	if err := (lockView{path: paths[0], holder: &h}).writeText(os.Stdout); err != nil {
+	v := lockView{path: paths[0], holder: &h}
+	if shared != nil {
+		v = lockView{path: paths[0], shared: shared}
+	}
+	if err := v.writeText(os.Stdout); err != nil {
 		printError(err)
 		return 1
 	}
