@@ -3,6 +3,7 @@
 package nfslock
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -211,40 +212,54 @@ func removeReader(name string, remove func(fi os.FileInfo, raw []byte) bool) fun
 // unreadable ones (as HolderCorrupt). Reader files of dead processes of
 // this host are cleaned up, not returned. No shared holder is not an error.
 func Readers(path string) ([]Holder, error) {
+	var readers []Holder
+	err := eachReader(path, "removing stale shared holder", func(name string, h Holder) error {
+		if h.State != HolderDead {
+			readers = append(readers, h)
+			return nil
+		}
+		_, err := withReaderFile(name, removeReaderHolding(name, h.Raw))
+		return err
+	})
+	return readers, err
+}
+
+// eachReader calls fn with each reader file of the lock on path and what
+// it holds, until fn fails; fn's error is wrapped as doing, naming the
+// file.
+func eachReader(path, doing string, fn func(name string, h Holder) error) error {
 	p, err := NormalizePath(path)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	dir, base := filepath.Split(p)
 	entries, err := os.ReadDir(dir)
 	if err != nil {
-		return nil, fmt.Errorf("nfslock: %s: listing shared holders: %w", p, err)
+		return fmt.Errorf("nfslock: %s: listing shared holders: %w", p, err)
 	}
-	var readers []Holder
 	for _, e := range entries {
-		name := e.Name()
-		if !isReaderFileOf(name, base) {
+		if !isReaderFileOf(e.Name(), base) {
 			continue
 		}
-		full := filepath.Join(dir, name)
+		full := filepath.Join(dir, e.Name())
 		h, err := readReaderFile(full)
 		if errors.Is(err, os.ErrNotExist) {
 			continue // released meanwhile
 		}
 		if err != nil {
-			return nil, fmt.Errorf("nfslock: %s: reading shared holder %s: %w", p, name, err)
+			return fmt.Errorf("nfslock: %s: reading shared holder %s: %w", p, e.Name(), err)
 		}
-		if h.State == HolderDead {
-			raw := h.Raw
-			_, err := withReaderFile(full, removeReader(full, func(_ os.FileInfo, now []byte) bool { return string(now) == string(raw) }))
-			if err != nil {
-				return nil, fmt.Errorf("nfslock: %s: removing stale shared holder %s: %w", p, name, err)
-			}
-			continue
+		if err := fn(full, h); err != nil {
+			return fmt.Errorf("nfslock: %s: %s %s: %w", p, doing, e.Name(), err)
 		}
-		readers = append(readers, h)
 	}
-	return readers, nil
+	return nil
+}
+
+// removeReaderHolding is the act of withReaderFile that removes name if it
+// still holds raw.
+func removeReaderHolding(name string, raw []byte) func(os.FileInfo, []byte) (bool, error) {
+	return removeReader(name, func(_ os.FileInfo, now []byte) bool { return bytes.Equal(now, raw) })
 }
 
 // readReaderFile reads and judges one reader file.
@@ -416,39 +431,19 @@ func unlockAllShared() []error {
 // holder). Each reader file is removed only if it still holds what was
 // read. No shared holder gives an error matching ErrNotLocked.
 func BreakShared(path string) ([]Holder, error) {
-	p, err := NormalizePath(path)
-	if err != nil {
-		return nil, err
-	}
-	dir, base := filepath.Split(p)
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		return nil, fmt.Errorf("nfslock: %s: listing shared holders: %w", p, err)
-	}
 	var removed []Holder
-	for _, e := range entries {
-		name := e.Name()
-		if !isReaderFileOf(name, base) {
-			continue
-		}
-		full := filepath.Join(dir, name)
-		h, err := readReaderFile(full)
-		if errors.Is(err, os.ErrNotExist) {
-			continue
-		}
-		if err != nil {
-			return removed, fmt.Errorf("nfslock: %s: reading shared holder %s: %w", p, name, err)
-		}
-		ok, err := withReaderFile(full, removeReader(full, func(_ os.FileInfo, now []byte) bool { return string(now) == string(h.Raw) }))
-		if err != nil {
-			return removed, fmt.Errorf("nfslock: %s: breaking shared holder %s: %w", p, name, err)
-		}
+	err := eachReader(path, "breaking shared holder", func(name string, h Holder) error {
+		ok, err := withReaderFile(name, removeReaderHolding(name, h.Raw))
 		if ok {
 			removed = append(removed, h)
 		}
+		return err
+	})
+	if err != nil {
+		return removed, err
 	}
 	if len(removed) == 0 {
-		return nil, fmt.Errorf("nfslock: %s: no shared holder: %w", p, ErrNotLocked)
+		return nil, fmt.Errorf("nfslock: %s: no shared holder: %w", path, ErrNotLocked)
 	}
 	return removed, nil
 }
