@@ -116,11 +116,11 @@ func (c *cluster) killRandomly(killers map[string]io.Writer, deadline time.Time,
 		if len(f) != 3 || err != nil || killers[f[0]] == nil {
 			continue // gone meanwhile
 		}
-		occupant, _ := os.ReadFile(filepath.Join(c.check, checkOccupant))
+		occupant := readOccupant(c.check)
 		fmt.Fprintf(killers[f[0]], "%s %s\n", f[1], strings.TrimSpace(string(start)))
 		os.Remove(filepath.Join(dir, name))
 		kills[f[2]]++
-		if strings.HasPrefix(string(occupant), f[0]+":"+f[1]+":") {
+		if strings.HasPrefix(occupant, f[0]+":"+f[1]+":") {
 			kills[f[2]+" in section"]++
 		}
 	}

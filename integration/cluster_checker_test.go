@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -21,7 +22,14 @@ import (
 //	            its open files, as a shell's children share its lock file) is
 //	            gone, so a free token means a dead worker. The worker removes
 //	            it when it ends normally.
-//	occupant    the ID of the worker in the critical section, if any.
+//	occupant    the ID of the worker in the critical section, if any: one
+//	            line, the ID padded with spaces to occupantWidth bytes. It is
+//	            changed only by one write of a whole line at offset 0, never
+//	            truncated, so a worker killed at any instant leaves it naming
+//	            the worker before it or itself. (Truncating it and then
+//	            writing, as a shell's > does, let a kill in between erase the
+//	            name of a holder killed inside: the next holder found no one,
+//	            and the log showed it entering while that holder was inside.)
 //	log         append-only, one line per event, each a single O_APPEND write.
 //
 // The critical section:
@@ -31,8 +39,8 @@ import (
 //     P released it, and P clears occupant before releasing. So P must be
 //     dead: its token must exist and be free. A missing token (P ended
 //     normally since) or one still held after 10 s logs "alive ID P".
-//  2. write its ID to occupant, log "enter ID [P]".
-//  3. log "exit ID", empty occupant; then release the lock.
+//  2. set occupant to its ID, log "enter ID [P]".
+//  3. log "exit ID", clear occupant (a line of spaces); then release the lock.
 //
 // The checker replays the log: an "enter" while another worker is inside
 // (entered, not exited) is an overlap unless it names that worker as found
@@ -55,7 +63,33 @@ const (
 	checkTokens   = "tokens"
 	checkVictims  = "victims" // host:pid:role files the chaos driver kills from; see cluster_chaos_test.go
 	checkStop     = "stop"    // created to make workers finish their current cycle and end
+
+	// occupantWidth is the width occupant's line is padded to, as a
+	// decimal for printf: wider than any worker ID, so that a shorter ID
+	// overwrites a longer one whole.
+	occupantWidth = "100"
 )
+
+// setOccupant names id ("" for nobody) in check's occupant, in one write at
+// offset 0 (see the top of this file).
+func setOccupant(check, id string) error {
+	f, err := os.OpenFile(filepath.Join(check, checkOccupant), os.O_WRONLY, 0)
+	if err != nil {
+		return err
+	}
+	_, err = f.WriteAt(fmt.Appendf(nil, "%-"+occupantWidth+"s\n", id), 0)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// readOccupant returns the worker ID that check's occupant names, or "".
+func readOccupant(check string) string {
+	data, _ := os.ReadFile(filepath.Join(check, checkOccupant))
+	line, _, _ := strings.Cut(string(data), "\n")
+	return strings.TrimSpace(line)
+}
 
 // newCheckDir makes a check directory for one run.
 func newCheckDir(t testing.TB) string {
@@ -201,6 +235,68 @@ func TestClusterCheckerCatchesViolations(t *testing.T) {
 			r := checkLines(tc.lines)
 			if caught := len(r.violations) > 0; caught != tc.caught {
 				t.Errorf("violations %q; want some: %v", r.violations, tc.caught)
+			}
+		})
+	}
+}
+
+// A worker killed while it sets occupant must leave it naming the worker
+// before it or itself, never no one: the next holder would then vouch for
+// no one, and the log would show it entering while a holder killed inside
+// is still inside. What a kill can leave behind, a reader can see: so the
+// test reads occupant while each way of setting it (the shell workers', the
+// Go workers') replaces one name with another, again and again, and must
+// never find it naming no one.
+func TestClusterCheckerOccupantNeverEmpty(t *testing.T) {
+	const names = 2000
+	for _, tc := range []struct {
+		name string
+		set  func(check string) error // sets occupant to w1 ... wN
+	}{
+		{"shell", func(check string) error {
+			cmd := exec.Command("bash", "-c", bashWorkerLib+`for ((i = 1; i <= N; i++)); do occupy "w$i"; done`)
+			cmd.Env = append(os.Environ(), "CHECK="+check, fmt.Sprintf("N=%d", names))
+			if out, err := cmd.CombinedOutput(); err != nil {
+				return fmt.Errorf("%v: %s", err, out)
+			}
+			return nil
+		}},
+		{"go", func(check string) error {
+			for i := 1; i <= names; i++ {
+				if err := setOccupant(check, fmt.Sprintf("w%d", i)); err != nil {
+					return err
+				}
+			}
+			return nil
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			check := newCheckDir(t)
+			if err := setOccupant(check, "w0"); err != nil {
+				t.Fatal(err)
+			}
+			done := make(chan error, 1)
+			go func() { done <- tc.set(check) }()
+			reads, empty := 0, 0
+			for finished := false; !finished; reads++ {
+				select {
+				case err := <-done:
+					if err != nil {
+						t.Fatal(err)
+					}
+					finished = true
+				default:
+				}
+				if readOccupant(check) == "" {
+					empty++
+				}
+			}
+			if empty > 0 {
+				t.Errorf("%d of %d reads found occupant naming no one while %d names replaced each other", empty, reads, names)
+			}
+			t.Logf("%d reads while %d names replaced each other", reads, names)
+			if got, want := readOccupant(check), fmt.Sprintf("w%d", names); got != want {
+				t.Errorf("occupant names %q at the end, want %q", got, want)
 			}
 		})
 	}

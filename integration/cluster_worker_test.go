@@ -70,17 +70,18 @@ register() {
 	flock 8
 }
 unregister() { rm -f "$victim" "$CHECK/tokens/$id"; }
+occupy() { printf '%-` + occupantWidth + `s\n' "$1" 1<>"$CHECK/occupant"; } # one write at offset 0, no truncation
 section() {
 	local prev=
 	read -r prev <"$CHECK/occupant" || :
 	if [ -n "$prev" ] && ! { [ -e "$CHECK/tokens/$prev" ] && flock -w 10 "$CHECK/tokens/$prev" true; }; then
 		event alive "$id" "$prev"
 	fi
-	echo "$id" >"$CHECK/occupant"
+	occupy "$id"
 	event enter "$id" $prev
 	sleep "$HOLD"
 	event exit "$id"
-	: >"$CHECK/occupant"
+	occupy ""
 }
 more() { [ ! -e "$CHECK/stop" ] && { [ "$CYCLES" = 0 ] || [ "$done" -lt "$CYCLES" ]; }; }
 done=0
@@ -309,17 +310,15 @@ func (w *goWorker) unlock(l *nfslock.Lock) error {
 
 // section is the checker's critical section (see cluster_checker_test.go).
 func (w *goWorker) section() {
-	occupant := filepath.Join(w.check, checkOccupant)
-	data, _ := os.ReadFile(occupant)
-	prev := strings.TrimSpace(string(data))
+	prev := readOccupant(w.check)
 	if prev != "" && !tokenFreed(filepath.Join(w.check, checkTokens, prev)) {
 		w.event("alive", w.id, prev)
 	}
-	os.WriteFile(occupant, []byte(w.id+"\n"), 0o666)
+	setOccupant(w.check, w.id)
 	w.event("enter", w.id, prev)
 	time.Sleep(w.hold)
 	w.event("exit", w.id)
-	os.WriteFile(occupant, nil, 0o666)
+	setOccupant(w.check, "")
 }
 
 // tokenFreed reports whether the worker whose token is at name is dead:
