@@ -1,8 +1,10 @@
 package faultfs
 
 import (
+	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -10,11 +12,17 @@ import (
 
 	"github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
+	"github.com/nfslockfs/nfslockfs/internal/mountinfo"
 	"golang.org/x/sys/unix"
 )
 
-// unmountTimeout bounds how long Unmount waits for the FUSE connection to end.
-const unmountTimeout = 10 * time.Second
+const (
+	// unmountTimeout bounds how long Unmount waits for the FUSE connection to end.
+	unmountTimeout = 10 * time.Second
+	// foreignGrace is how long the connection may outlive the mount in this
+	// mount namespace before Unmount aborts it (see unmount).
+	foreignGrace = time.Second
+)
 
 // Options configures a mount.
 type Options struct {
@@ -34,6 +42,7 @@ type Options struct {
 type FS struct {
 	server     *fuse.Server
 	mountpoint string
+	conn       uint32 // the FUSE connection's number in /sys/fs/fuse/connections
 
 	loseLinkReplies atomic.Bool
 	latency         atomic.Int64 // a time.Duration
@@ -85,6 +94,10 @@ func Mount(backing, mountpoint string, opts Options) (*FS, error) {
 		return nil, fmt.Errorf("faultfs: mount %s: %w", mountpoint, err)
 	}
 	f.server = server
+	var st unix.Stat_t
+	if err := unix.Stat(mountpoint, &st); err == nil {
+		f.conn = unix.Minor(st.Dev)
+	}
 	// The kernel stops asking for extended attributes once refused (see
 	// gatedFS.GetXAttr); refuse it now rather than on the first write.
 	unix.Getxattr(mountpoint, "security.capability", nil)
@@ -97,10 +110,14 @@ func (f *FS) Mountpoint() string { return f.mountpoint }
 
 // Unmount ends any outage, so that hung requests finish, and unmounts. If
 // the mount is busy (a process has a file or directory open in it), it is
-// detached lazily and the error says so. If the mount lives on in another
-// mount namespace (a simulated host started after Mount and still running),
-// the FUSE connection outlives the unmount and Unmount gives up waiting for
-// it after a while. Calling Unmount again returns the first call's result.
+// detached lazily and the error says so. If the mount lives on only in
+// other mount namespaces (a simulated host of this or another test,
+// started while it was mounted, copies it), nothing of this test uses it
+// any more: Unmount aborts the FUSE connection, which ends those copies
+// too (they fail with ENOTCONN), as another test's hosts must not keep
+// this one from ending. If the connection still does not end, Unmount gives
+// up waiting for it after a while. Calling Unmount again returns the first
+// call's result.
 func (f *FS) Unmount() error {
 	f.unmountOnce.Do(func() { f.unmountErr = f.unmount() })
 	return f.unmountErr
@@ -110,16 +127,49 @@ func (f *FS) unmount() error {
 	f.Resume()
 	done := make(chan error, 1)
 	go func() { done <- f.server.Unmount() }() // returns once the connection has ended
-	select {
-	case err := <-done:
-		if err == nil {
-			return nil
+	timeout := time.After(unmountTimeout)
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	var goneHere time.Time // when the mount was first seen gone from this namespace
+	aborted := false
+	for {
+		select {
+		case err := <-done:
+			if err == nil {
+				return nil
+			}
+			if derr := syscall.Unmount(f.mountpoint, syscall.MNT_DETACH); derr != nil {
+				return fmt.Errorf("faultfs: unmount %s: %w (lazy unmount: %v)", f.mountpoint, err, derr)
+			}
+			return fmt.Errorf("faultfs: unmount %s: %w; detached lazily", f.mountpoint, err)
+		case <-tick.C:
+			switch {
+			case aborted || isMounted(f.mountpoint):
+			case goneHere.IsZero():
+				goneHere = time.Now()
+			case time.Since(goneHere) >= foreignGrace:
+				if err := f.abort(); err != nil {
+					return fmt.Errorf("faultfs: unmount %s: the FUSE connection outlives the mount (a copy in another mount namespace), and aborting it failed: %w", f.mountpoint, err)
+				}
+				aborted = true
+			}
+		case <-timeout:
+			return fmt.Errorf("faultfs: unmount %s: FUSE connection still in use after %v (aborted: %v)", f.mountpoint, unmountTimeout, aborted)
 		}
-		if derr := syscall.Unmount(f.mountpoint, syscall.MNT_DETACH); derr != nil {
-			return fmt.Errorf("faultfs: unmount %s: %w (lazy unmount: %v)", f.mountpoint, err, derr)
-		}
-		return fmt.Errorf("faultfs: unmount %s: %w; detached lazily", f.mountpoint, err)
-	case <-time.After(unmountTimeout):
-		return fmt.Errorf("faultfs: unmount %s: FUSE connection still in use after %v (is the mount alive in another mount namespace?)", f.mountpoint, unmountTimeout)
 	}
+}
+
+// abort aborts the mount's FUSE connection through the fusectl filesystem.
+func (f *FS) abort() error {
+	if f.conn == 0 {
+		return errors.New("connection number unknown")
+	}
+	return os.WriteFile(fmt.Sprintf("/sys/fs/fuse/connections/%d/abort", f.conn), []byte("1"), 0)
+}
+
+// isMounted reports whether a mount stands at mountpoint in this process's
+// mount namespace (an unreadable mount table counts as mounted).
+func isMounted(mountpoint string) bool {
+	mounts, err := mountinfo.Read()
+	return err != nil || slices.ContainsFunc(mounts, func(m mountinfo.Mount) bool { return m.Mountpoint == mountpoint })
 }

@@ -6,6 +6,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -377,5 +379,33 @@ func TestCountsFormat(t *testing.T) {
 	}
 	if got, want := (faultfs.Counts{}).String(), "total=0"; got != want {
 		t.Errorf("empty String() = %q; want %q", got, want)
+	}
+}
+
+// A mount namespace made while the filesystem was mounted (a simulated host
+// of another test) holds a copy of the mount and so keeps the FUSE
+// connection: Unmount ends it anyway, promptly, and without an error.
+func TestUnmountEndsCopiesInOtherNamespaces(t *testing.T) {
+	testenv.NeedFUSE(t)
+	backing, mnt := t.TempDir(), t.TempDir()
+	f, err := faultfs.Mount(backing, mnt, faultfs.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := exec.Command("unshare", "--mount", "--propagation", "private", "sleep", "60")
+	if err := other.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { other.Process.Kill(); other.Wait() })
+	waitUntil(t, "the other namespace to copy the mount", func() bool {
+		data, _ := os.ReadFile(filepath.Join("/proc", strconv.Itoa(other.Process.Pid), "mountinfo"))
+		return strings.Contains(string(data), " "+mnt+" ")
+	})
+	start := time.Now()
+	if err := f.Unmount(); err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(start); took > 5*time.Second {
+		t.Errorf("Unmount took %v", took)
 	}
 }
