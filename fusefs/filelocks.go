@@ -185,8 +185,12 @@ func (fsys *filesystem) takeFileLock(ctx context.Context, key lockOwner, via *pl
 	fsys.mu.Lock()
 	fsys.fileLocks[key] = ol
 	fsys.mu.Unlock()
-	if !posix {
-		go fsys.keepNamed(path, ol)
+	switch {
+	case posix:
+	case ol.hold != nil:
+		go fsys.keepNamed(path, ol.hold.lock, ol.hold.released)
+	default:
+		go fsys.keepNamed(path, ol.shared, ol.released)
 	}
 	return 0
 }

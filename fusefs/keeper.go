@@ -3,6 +3,7 @@
 package fusefs
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -13,16 +14,19 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// A flock or OFD lock belongs to an open file description, which outlives
-// the process that asked for it when others share it: `exec 9<lock; flock
-// 9` takes it in flock(1), which exits at once while the shell keeps
-// descriptor 9, and a forked child keeps its parent's. The record must name
-// a live process that has the description open, or another process of this
-// host (the CLI, Core, another daemon) would judge the lock stale while it
-// is held. So the record names the farthest ancestor of the requester that
-// shares the description (sharedAncestor), and when the process it names
-// exits while the description is still open, keepNamed names another live
-// process that has the lock file open through the mount.
+// A lock held by an open file description outlives the process that took
+// it when others share the description. `exec 9>lock; daemon &` keeps the
+// lock that the shell's open took in the daemon after the shell exits, as
+// with flock(2). `exec 9<lock; flock 9` takes a flock lock in flock(1),
+// which exits at once while the shell keeps descriptor 9. The record must
+// name a live process that has the description open, or another process of
+// this host (the CLI, Core, another daemon) would judge the lock stale
+// while it is held, and take it. So a flock lock's record names the
+// farthest ancestor of the requester that shares the description
+// (sharedAncestor; an open's description is new, only its opener has it),
+// and when the process a record names exits while the description is still
+// open, keepNamed names another live process that has the lock file open
+// through the mount.
 //
 // Limits: a process is found by its descriptors in /proc of the daemon's
 // pid namespace, by the path they show; between the named process's exit
@@ -102,19 +106,19 @@ func anyOpener(mountPath string, except int) int {
 	return 0
 }
 
-// keepNamed keeps the record of ol, a lock of an open file description at
-// path, naming a live process while the lock is held: when the process it
-// names exits, it names another that has the file open. It returns when
-// ol is released.
-func (fsys *filesystem) keepNamed(path string, ol *ownerLock) {
-	var lock interface {
-		Record() nfslock.Record
-		SetOwner(pid int) error
-	} = ol.shared
-	released := ol.released
-	if ol.hold != nil {
-		lock, released = ol.hold.lock, ol.hold.released
-	}
+// A namedLock is a held lock whose record names a process: an exclusive
+// lock (*nfslock.Lock) or a shared one (*nfslock.SharedLock).
+type namedLock interface {
+	Record() nfslock.Record
+	SetOwner(pid int) error
+}
+
+// keepNamed keeps the record of lock, held by an open file description of
+// the lock file at path, naming a live process while the lock is held: when
+// the process it names exits, it names another that has the file open. It
+// returns once released is closed (the lock was released), or once no
+// process has the file open (its RELEASE is then on its way).
+func (fsys *filesystem) keepNamed(path string, lock namedLock, released <-chan struct{}) {
 	named := lock.Record().Pid
 	log := fsys.log.WithField("path", path)
 	for {
@@ -135,25 +139,38 @@ func (fsys *filesystem) keepNamed(path string, ol *ownerLock) {
 }
 
 // waitExit waits until process pid exits, and reports true, or until done
-// is closed, and reports false.
+// is closed, and reports false. It waits in the runtime's network poller on
+// a pidfd, so a held lock costs no thread and no wakeups. If the process
+// cannot be watched, it reports false at once: the record is then kept as
+// it is, as it was before keepers existed.
 func waitExit(pid int, done <-chan struct{}) bool {
-	pidfd, err := unix.PidfdOpen(pid, 0)
-	if err != nil {
+	fd, err := unix.PidfdOpen(pid, unix.PIDFD_NONBLOCK)
+	if errors.Is(err, unix.ESRCH) {
 		return true // gone already
 	}
-	defer unix.Close(pidfd)
-	for {
-		select {
-		case <-done:
-			return false
-		default:
-		}
-		fds := []unix.PollFd{{Fd: int32(pidfd), Events: unix.POLLIN}}
-		if n, _ := unix.Poll(fds, int(keepCheckInterval/time.Millisecond)); n > 0 {
-			return true
-		}
+	if err != nil {
+		return false
+	}
+	pidfd := os.NewFile(uintptr(fd), "pidfd") // non-blocking: registered with the poller
+	defer pidfd.Close()
+	conn, err := pidfd.SyscallConn()
+	if err != nil {
+		return false
+	}
+	exited := make(chan error, 1)
+	go func() { // ends when the process exits or done sets the deadline
+		exited <- conn.Read(func(fd uintptr) bool {
+			fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+			n, err := unix.Poll(fds, 0)
+			return err == nil && n > 0 // readable: the process has exited
+		})
+	}()
+	select {
+	case err := <-exited:
+		return err == nil
+	case <-done:
+		pidfd.SetReadDeadline(time.Now())
+		<-exited
+		return false
 	}
 }
-
-// keepCheckInterval bounds how long keepNamed takes to notice a release.
-const keepCheckInterval = 100 * time.Millisecond

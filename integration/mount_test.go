@@ -255,3 +255,26 @@ func TestMountCommandLineErrors(t *testing.T) {
 		t.Error("a failed start left a mount")
 	}
 }
+
+// A forked child that shares the open file keeps the lock after the opener
+// exits, as with flock(2). The record must then name a live process, or any
+// other process of the host (nfslock, Core, a library user) would judge
+// the lock stale and take it while the child holds it.
+func TestMountForkedChildKeepsOpenLock(t *testing.T) {
+	d := startDaemon(t)
+	scratch := t.TempDir()
+	out, err := runScript(t, `set -u
+mkfifo $T/go
+exec 3<>$T/go
+bash -c 'exec 9>"$MNT/forked"; { read _ <$T/go; } >/dev/null 2>&1 & echo $! >$T/child'
+sleep 0.3
+"$NFSLOCK" -n "$BACKING/forked" true; echo "opener gone, child holds: $?"
+grep -q "^pid: $(cat $T/child)\$" "$MNT/forked" && echo "record names the child"
+echo go >$T/go
+"$NFSLOCK" -w 5 "$BACKING/forked" true && echo "free once the child is gone"
+`, "MNT="+d.mnt, "BACKING="+d.backing, "NFSLOCK="+bin("nfslock"), "T="+scratch)
+	want := "opener gone, child holds: 1\nrecord names the child\nfree once the child is gone\n"
+	if err != nil || out != want {
+		t.Fatalf("script: %v\ngot:\n%s\nwant:\n%s", err, out, want)
+	}
+}
