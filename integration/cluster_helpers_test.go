@@ -25,7 +25,9 @@ import (
 // export, as compute nodes share an NFS export. The export is a faultfs
 // mount (package faultfs), so that a test can make the "NFS server" lose
 // LINK replies, fail requests, add latency or hang, and count requests. It
-// is mounted before the hosts start, which is what makes it visible in them.
+// is mounted before the hosts start, and named to them as shared, which is
+// what makes it visible in them (they drop every other FUSE mount of the
+// machine, so that they keep no concurrent test's mount alive).
 // Each host can run its own nfslockfs over the export, mounted inside the
 // host only, as on a real node.
 type cluster struct {
@@ -82,7 +84,7 @@ func newCluster(t *testing.T, cfg clusterConfig) *cluster {
 	c.fault, c.export, c.backing = fault, export, backing
 	for i := range cfg.hosts {
 		name := fmt.Sprintf("cl-%c", 'a'+i)
-		h, err := hostsim.Start(ctx, name)
+		h, err := hostsim.Start(ctx, name, export)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -11,14 +11,14 @@ import (
 )
 
 // runInit is pid 1 of a new host, started in new UTS, PID and mount
-// namespaces: it sets the host up, reports on fd 3 (closed: ready; a
+// namespaces, which shares the FUSE mounts at the mountpoints shared: it sets the host up, reports on fd 3 (closed: ready; a
 // message: failed), then reaps orphans, as an init does, until it is
 // killed, which kills every process of the host.
-func runInit(hostname string) int {
+func runInit(hostname string, shared []string) int {
 	ready := os.NewFile(3, "ready")
 	sigchld := make(chan os.Signal, 1)
 	signal.Notify(sigchld, syscall.SIGCHLD)
-	if err := setUpHost(hostname); err != nil {
+	if err := setUpHost(hostname, shared); err != nil {
 		fmt.Fprint(ready, err)
 		return 1
 	}
@@ -34,7 +34,7 @@ func runInit(hostname string) int {
 	return 0
 }
 
-func setUpHost(hostname string) error {
+func setUpHost(hostname string, shared []string) error {
 	if err := syscall.Sethostname([]byte(hostname)); err != nil {
 		return fmt.Errorf("sethostname %q: %w", hostname, err)
 	}
@@ -46,26 +46,27 @@ func setUpHost(hostname string) error {
 	if err := syscall.Mount("proc", "/proc", "proc", syscall.MS_NOSUID|syscall.MS_NODEV|syscall.MS_NOEXEC, ""); err != nil {
 		return fmt.Errorf("mount /proc: %w", err)
 	}
-	return dropNodeMounts()
+	return dropUnsharedFUSEMounts(shared)
 }
 
-// dropNodeMounts detaches the nfslockfs mounts the new mount namespace
-// copied from the machine's. Each simulated host runs its own daemon, so it
-// never uses another node's mount; and a copy would keep that mount alive
-// after its daemon unmounts it, so that a test elsewhere on the machine
-// (another package's, run concurrently) would wait for this host to die
-// before its daemon's shutdown completes.
-func dropNodeMounts() error {
+// dropUnsharedFUSEMounts detaches the FUSE mounts the new mount namespace
+// copied from the machine's, except those at the mountpoints in shared.
+// The others belong to someone else: an nfslockfs daemon (each simulated
+// host runs its own), another test's faultfs, a test binary of another
+// package run at the same time. A copy would keep such a filesystem's
+// connection alive after its owner unmounts it, so that the owner's
+// unmount would wait for this host to die.
+func dropUnsharedFUSEMounts(shared []string) error {
 	mounts, err := mountinfo.Read()
 	if err != nil {
 		return fmt.Errorf("read the mount table: %w", err)
 	}
 	for _, m := range slices.Backward(mounts) {
-		if m.FSType != mountinfo.NFSLockFSType {
+		if !mountinfo.IsFUSE(m.FSType) || slices.Contains(shared, m.Mountpoint) {
 			continue
 		}
 		if err := syscall.Unmount(m.Mountpoint, syscall.MNT_DETACH); err != nil && err != syscall.EINVAL && err != syscall.ENOENT {
-			return fmt.Errorf("detach the copy of the nfslockfs mount at %s: %w", m.Mountpoint, err)
+			return fmt.Errorf("detach the copy of the FUSE mount at %s: %w", m.Mountpoint, err)
 		}
 	}
 	return nil

@@ -7,11 +7,14 @@
 // private: a FUSE filesystem mounted inside one host is seen by that host
 // only. Files are shared: every host sees the machine's filesystems, so a
 // directory such as a t.TempDir is the cluster's shared storage, and so is
-// a FUSE mount (a faultfs) made before the host starts: the host gets a
-// copy of the mount. A mount made after the host started is not seen in
-// it, and the host's copy keeps the filesystem alive until the host dies,
-// so kill hosts before unmounting (t.Cleanup's last-in, first-out order
-// does this when the mount is made first).
+// a FUSE mount (a faultfs) made before the host starts and named to Start:
+// the host gets a copy of the mount. It drops its copies of the machine's
+// other FUSE mounts, which are someone else's (another test's, run at the
+// same time), so that it never keeps them alive. A mount made after the
+// host started is not seen in it, and the host's copy of a shared mount
+// keeps the filesystem alive until the host dies, so kill hosts before
+// unmounting (t.Cleanup's last-in, first-out order does this when the
+// mount is made first).
 //
 // Each host runs an init process, a re-execution of the running binary
 // (see reexec.go), which reaps orphans as a real init does: a dead holder
@@ -59,9 +62,12 @@ type Host struct {
 	done chan struct{}
 }
 
-// Start starts a host named name (its hostname; give each host its own).
+// Start starts a host named name (its hostname; give each host its own)
+// that shares the FUSE filesystems mounted on the directories shared (which
+// must be given as the mount table shows them: absolute, clean, without
+// symbolic links); a shared directory that is not a mountpoint is ignored.
 // The host lives until Kill, until ctx is done, or until this process exits.
-func Start(ctx context.Context, name string) (*Host, error) {
+func Start(ctx context.Context, name string, shared ...string) (*Host, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, fmt.Errorf("hostsim: start host %s: %w", name, err)
@@ -73,7 +79,7 @@ func Start(ctx context.Context, name string) (*Host, error) {
 	defer ready.Close()
 
 	cmd := exec.CommandContext(ctx, exe)
-	cmd.Args = []string{initArg0, name}
+	cmd.Args = append([]string{initArg0, name}, shared...)
 	cmd.ExtraFiles = []*os.File{readyW} // fd 3
 	cmd.SysProcAttr = &syscall.SysProcAttr{
 		Cloneflags: syscall.CLONE_NEWUTS | syscall.CLONE_NEWPID | syscall.CLONE_NEWNS,

@@ -23,11 +23,12 @@ import (
 // waitLimit bounds every wait for something that should happen promptly.
 const waitLimit = 10 * time.Second
 
-// start starts a host that is killed when t ends.
-func start(t *testing.T, name string) *hostsim.Host {
+// start starts a host, sharing the FUSE mounts at shared, that is killed
+// when t ends.
+func start(t *testing.T, name string, shared ...string) *hostsim.Host {
 	t.Helper()
 	testenv.NeedRoot(t)
-	h, err := hostsim.Start(t.Context(), name)
+	h, err := hostsim.Start(t.Context(), name, shared...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -236,8 +237,9 @@ func TestCommandKeepsDirEnvAndFiles(t *testing.T) {
 	}
 }
 
-// A faultfs mounted before the hosts start is their shared storage, and
-// flock(2) on it excludes across hosts, as NFS locks do across clients.
+// A faultfs mounted before the hosts start, and named to them, is their
+// shared storage, and flock(2) on it excludes across hosts, as NFS locks do
+// across clients.
 func TestHostsShareAFaultfsMount(t *testing.T) {
 	testenv.NeedFUSE(t)
 	backing, mnt := t.TempDir(), t.TempDir()
@@ -250,7 +252,7 @@ func TestHostsShareAFaultfsMount(t *testing.T) {
 			t.Error(err)
 		}
 	})
-	a, b := start(t, "hostsim-a"), start(t, "hostsim-b")
+	a, b := start(t, "hostsim-a", mnt), start(t, "hostsim-b", mnt)
 	lock := filepath.Join(mnt, "lock")
 
 	run(t, a, "sh", "-c", "hostname >"+lock)
@@ -263,23 +265,37 @@ func TestHostsShareAFaultfsMount(t *testing.T) {
 	}
 }
 
-// A host starts without the machine's nfslockfs mounts (each simulated host
-// runs its own daemon), so it keeps none of them alive: a daemon elsewhere
-// on the machine unmounts at once while the host runs.
-func TestHostDropsNodeMounts(t *testing.T) {
+// A host keeps only the FUSE mounts it is told to share: the machine's
+// others (an nfslockfs daemon's, another test's faultfs, another test
+// binary's run at the same time) are not its business, and a copy would
+// keep each one's connection alive after its owner unmounts it, until the
+// host dies. Their owners unmount at once while the host runs.
+func TestHostDropsUnsharedFUSEMounts(t *testing.T) {
 	testenv.NeedFUSE(t)
-	mnt := testutil.MountpointDir(t)
-	srv, err := fusefs.Mount(t.TempDir(), mnt, fusefs.Options{})
+	shared, other, node := t.TempDir(), t.TempDir(), testutil.MountpointDir(t)
+	var mounts []*faultfs.FS
+	for _, mnt := range []string{shared, other} {
+		fsys, err := faultfs.Mount(t.TempDir(), mnt, faultfs.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { fsys.Unmount() })
+		mounts = append(mounts, fsys)
+	}
+	srv, err := fusefs.Mount(t.TempDir(), node, fusefs.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := start(t, "dropper")
-	if got := run(t, h, "sh", "-c", "grep -c ' - fuse.nfslockfs ' /proc/self/mountinfo || true"); got != "0" {
-		t.Errorf("the host sees %s nfslockfs mounts, want 0", got)
+	h := start(t, "dropper", shared)
+	if got := run(t, h, "sh", "-c", "grep -E ' - fuse(blk|[.][^ ]*)? ' /proc/self/mountinfo | cut -d' ' -f5"); got != shared {
+		t.Errorf("the host sees FUSE mounts %q, want %q only", got, shared)
 	}
 	ctx, cancel := context.WithTimeout(t.Context(), waitLimit)
 	defer cancel()
 	if err := srv.Shutdown(ctx); err != nil {
-		t.Errorf("shutdown while a host runs: %v", err)
+		t.Errorf("nfslockfs shutdown while a host runs: %v", err)
+	}
+	if err := mounts[1].Unmount(); err != nil {
+		t.Errorf("unmounting a faultfs the host does not share, while it runs: %v", err)
 	}
 }

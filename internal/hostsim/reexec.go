@@ -11,7 +11,7 @@ import (
 // running the program, before the program's own initialization (a test
 // binary's flags, say), so every binary that imports hostsim can play them.
 const (
-	initArg0   = "hostsim-init"   // HOSTNAME; fd 3: readiness pipe. See hostinit.go.
+	initArg0   = "hostsim-init"   // HOSTNAME [SHARED...]; fd 3: readiness pipe. See hostinit.go.
 	enterArg0  = "hostsim-enter"  // INIT_PID NAME [ARG...]. See enter.go.
 	insideArg0 = "hostsim-inside" // NAME [ARG...]. See enter.go.
 )
@@ -24,7 +24,7 @@ func init() {
 	// race-enabled binary would pause a second in os.Exit(0).
 	switch os.Args[0] {
 	case initArg0:
-		syscall.Exit(runInit(os.Args[1]))
+		syscall.Exit(runInit(os.Args[1], os.Args[2:]))
 	case enterArg0:
 		if len(os.Args) >= 3 {
 			syscall.Exit(runEnter(os.Args[1], os.Args[2:]))

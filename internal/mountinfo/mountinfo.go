@@ -14,6 +14,12 @@ import (
 // FUSE filesystem's name is "nfslockfs").
 const NFSLockFSType = "fuse.nfslockfs"
 
+// IsFUSE reports whether fstype, as the table shows it, is a FUSE
+// filesystem's ("fuse", "fuseblk" or "fuse.NAME").
+func IsFUSE(fstype string) bool {
+	return fstype == "fuse" || fstype == "fuseblk" || strings.HasPrefix(fstype, "fuse.")
+}
+
 // A Mount is one line of /proc/self/mountinfo.
 type Mount struct {
 	Root       string // the path inside the mounted filesystem that is mounted here
