@@ -184,6 +184,7 @@ func (m *testMount) mustHold(t testing.TB, name string) *os.File {
 type remoteHolder struct {
 	cmd   *exec.Cmd
 	stdin io.WriteCloser
+	said  chan string // its first line: "held SECONDS.MICROSECONDS" once it holds the lock
 	once  sync.Once
 }
 
@@ -193,7 +194,17 @@ type remoteHolder struct {
 // is released when t ends at the latest.
 func (m *testMount) holdElsewhere(t testing.TB, name string) *remoteHolder {
 	t.Helper()
-	cmd := exec.Command("bash", "-c", `exec 9>"$1" || exit 1; echo held; read -r _`, "holder", m.path(name))
+	h := m.startHolder(t, name)
+	h.held(t, 5*time.Second)
+	return h
+}
+
+// startHolder starts another process that opens the lock name for writing,
+// waiting for it as long as it takes, and then holds it until Close (or
+// until t ends).
+func (m *testMount) startHolder(t testing.TB, name string) *remoteHolder {
+	t.Helper()
+	cmd := exec.Command("bash", "-c", `exec 9>"$1" || exit 1; echo "held $EPOCHREALTIME"; read -r _`, "holder", m.path(name))
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -202,23 +213,32 @@ func (m *testMount) holdElsewhere(t testing.TB, name string) *remoteHolder {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer out.Close()
-	h := &remoteHolder{cmd: cmd, stdin: stdin}
+	h := &remoteHolder{cmd: cmd, stdin: stdin, said: make(chan string, 1)}
 	t.Cleanup(h.Close)
-	said := make(chan string, 1)
-	go func() {
+	go func() { // ends at the holder's first line, or when it exits
+		defer out.Close()
 		line, _ := bufio.NewReader(out).ReadString('\n')
-		said <- line
+		h.said <- line
 	}()
-	select {
-	case line := <-said:
-		if line != "held\n" {
-			t.Fatalf("the holder of %s said %q", name, line)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatalf("another process could not take %s within 5s", name)
-	}
 	return h
+}
+
+// held waits up to d for the holder to take its lock, and returns when it
+// did, by the machine's clock as the holder read it just after its open
+// returned (to the microsecond).
+func (h *remoteHolder) held(t testing.TB, d time.Duration) time.Time {
+	t.Helper()
+	select {
+	case line := <-h.said:
+		var sec, usec int64
+		if _, err := fmt.Sscanf(line, "held %d.%d\n", &sec, &usec); err != nil {
+			t.Fatalf("the holder of %s said %q", h.cmd.Args[len(h.cmd.Args)-1], line)
+		}
+		return time.Unix(sec, usec*1000)
+	case <-time.After(d):
+		t.Fatalf("another process could not take %s within %v", h.cmd.Args[len(h.cmd.Args)-1], d)
+		return time.Time{}
+	}
 }
 
 // Close ends the holder, which releases its lock as it exits.
