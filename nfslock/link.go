@@ -130,15 +130,20 @@ func isPermanent(err error) bool {
 // createError reports a failure to create an attempt file for p by the
 // lock's directory: the attempt file's name means nothing to the caller.
 func createError(p string, err error) error {
+	return dirError(p, "creating a file in directory", err)
+}
+
+// dirError reports a failure of doing something in p's directory by the
+// directory's name, and a directory that does not exist as just that.
+func dirError(p, doing string, err error) error {
 	var pe *os.PathError
 	if errors.As(err, &pe) {
 		err = pe.Err
 	}
-	what := "creating a file in directory"
 	if errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.ENOTDIR) {
-		what = "directory"
+		doing = "directory"
 	}
-	return pathError(p, fmt.Errorf("%s %s: %w", what, filepath.Dir(p), err))
+	return pathError(p, fmt.Errorf("%s %s: %w", doing, filepath.Dir(p), err))
 }
 
 // pathError names the lock path in err, and for ENAMETOOLONG explains the

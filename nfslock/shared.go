@@ -235,7 +235,7 @@ func eachReader(path, doing string, fn func(name string, h Holder) error) error 
 	dir, base := filepath.Split(p)
 	entries, err := os.ReadDir(dir)
 	if err != nil {
-		return fmt.Errorf("nfslock: %s: listing shared holders: %w", p, err)
+		return dirError(p, "listing shared holders in directory", err)
 	}
 	for _, e := range entries {
 		if !isReaderFileOf(e.Name(), base) {
