@@ -16,6 +16,7 @@ import (
 
 	"github.com/nfslockfs/nfslockfs/internal/faultfs"
 	"github.com/nfslockfs/nfslockfs/internal/hostsim"
+	"github.com/nfslockfs/nfslockfs/internal/nfsrig"
 	"github.com/nfslockfs/nfslockfs/internal/testenv"
 	"github.com/nfslockfs/nfslockfs/internal/testutil"
 )
@@ -30,13 +31,19 @@ import (
 // machine, so that they keep no concurrent test's mount alive).
 // Each host can run its own nfslockfs over the export, mounted inside the
 // host only, as on a real node.
+//
+// In the real-NFS guest (realnfs_test.go) the export is a real one instead:
+// a directory that the guest's kernel NFS server exports, which every host
+// mounts over its own path with its own NFS client mount; outside the hosts
+// the same path is the server's directory. There is no fault to set then.
 type cluster struct {
 	t       *testing.T
 	ctx     context.Context // ends at the scenario's time limit, killing everything started for it
-	fault   *faultfs.FS
-	export  string // the faultfs mountpoint: the shared "NFS" directory
-	backing string // the directory behind it
-	check   string // the exclusion checker's directory (cluster_checker_test.go)
+	fault   *faultfs.FS     // nil on real NFS
+	nfsVers string          // on real NFS: the hosts' NFS version
+	export  string          // the shared "NFS" directory
+	backing string          // the directory behind it (the export itself on real NFS, outside the hosts)
+	check   string          // the exclusion checker's directory (cluster_checker_test.go)
 	nodes   []*node
 }
 
@@ -45,6 +52,9 @@ type clusterConfig struct {
 	daemons   bool          // run nfslockfs in every host
 	multiUser bool          // every uid may use the export (faultfs.Options.MultiUser)
 	limit     time.Duration // the scenario fails, and everything is killed, after it
+	// nfsVers, in the real-NFS guest, makes the export a real NFS export
+	// that each host mounts with this NFS version ("3", "4.2").
+	nfsVers string
 }
 
 // A node is one simulated host of a cluster.
@@ -65,23 +75,16 @@ func newCluster(t *testing.T, cfg clusterConfig) *cluster {
 	ctx, cancel := context.WithTimeout(t.Context(), cfg.limit)
 	t.Cleanup(cancel)
 	c := &cluster{t: t, ctx: ctx, check: newCheckDir(t)}
-	t.Cleanup(c.logOnFailure)
-	// Every directory first: t.TempDir removes them after the unmounts.
-	backing, export := t.TempDir(), t.TempDir()
 	mnts := make([]string, cfg.hosts)
 	for i := range mnts {
 		mnts[i] = testutil.MountpointDir(t)
 	}
-	fault, err := faultfs.Mount(backing, export, faultfs.Options{MultiUser: cfg.multiUser})
-	if err != nil {
-		t.Fatal(err)
+	if cfg.nfsVers != "" {
+		c.startNFSExport(cfg.nfsVers)
+	} else {
+		c.startFaultExport(cfg.multiUser)
 	}
-	t.Cleanup(func() {
-		if err := fault.Unmount(); err != nil {
-			t.Error(err)
-		}
-	})
-	c.fault, c.export, c.backing = fault, export, backing
+	t.Cleanup(c.logOnFailure) // after the hosts are killed, before the export goes
 	for i := range cfg.hosts {
 		name := fmt.Sprintf("cl-%c", 'a'+i)
 		h, err := hostsim.Start(ctx, name, export)
@@ -93,7 +96,12 @@ func newCluster(t *testing.T, cfg clusterConfig) *cluster {
 				t.Error(err)
 			}
 		})
-		c.nodes = append(c.nodes, &node{c: c, name: name, host: h, mnt: mnts[i]})
+		n := &node{c: c, name: name, host: h, mnt: mnts[i]}
+		c.nodes = append(c.nodes, n)
+		if c.nfsVers != "" {
+			n.mountNFS()
+			t.Cleanup(n.logNFSView) // before the host is killed
+		}
 	}
 	if cfg.daemons {
 		for _, n := range c.nodes {
@@ -101,6 +109,64 @@ func newCluster(t *testing.T, cfg clusterConfig) *cluster {
 		}
 	}
 	return c
+}
+
+// startFaultExport makes the export a faultfs mount over a new directory.
+func (c *cluster) startFaultExport(multiUser bool) {
+	t := c.t
+	backing, export := t.TempDir(), t.TempDir() // removed after the unmount
+	fault, err := faultfs.Mount(backing, export, faultfs.Options{MultiUser: multiUser})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := fault.Unmount(); err != nil {
+			t.Error(err)
+		}
+	})
+	c.fault, c.export, c.backing = fault, export, backing
+}
+
+// startNFSExport makes the export a new directory under the guest's NFS
+// export (see nfsrig.ExportDir), to be mounted by every host with vers.
+func (c *cluster) startNFSExport(vers string) {
+	t := c.t
+	if !nfsrig.InGuest() {
+		t.Fatal("a cluster on real NFS runs in the real-NFS guest only (TestRealNFS)")
+	}
+	dir, err := os.MkdirTemp(nfsrig.ExportDir, "cluster-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) }) // after the hosts, and their mounts, are gone
+	c.nfsVers, c.export, c.backing = vers, dir, dir
+}
+
+// mountNFS gives n, on real NFS, its own /run/lock (the host-local lock
+// files live there) and its own NFS client mount of the guest's export
+// (nosharecache: its own attribute and dentry caches), over the export's
+// own path, so that the cluster's export is the same path in every host.
+func (n *node) mountNFS(options ...string) {
+	n.c.t.Helper()
+	// The words are options and paths without blanks or quotes.
+	mount := "mount " + strings.Join(nfsrig.MountArgs(n.c.nfsVers, nfsrig.ExportDir, options...), " ")
+	if out, code := n.sh("mount -t tmpfs -o mode=1777 lock /run/lock && " + mount); code != 0 {
+		n.c.t.Fatalf("%s: %s: exit %d: %s", n.name, mount, code, out)
+	}
+}
+
+// logNFSView logs, if t failed, what n's NFS client sees of the export and
+// the delegations and open files the server holds for its clients.
+func (n *node) logNFSView() {
+	if !n.c.t.Failed() {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), shellTimeout)
+	defer cancel()
+	cmd := n.host.Command(ctx, "bash", "-c", `ls -la --time-style=+%T.%N "$EXPORT"; cat "$EXPORT/lock.nfs_lock"; echo; cat /proc/fs/nfsd/clients/*/states`)
+	cmd.Env = n.env()
+	out, err := cmd.CombinedOutput()
+	n.c.t.Logf("%s: its NFS client's view of the export (%v):\n%s", n.name, err, out)
 }
 
 // lockPath returns the path through which a worker of role on n takes the
@@ -419,6 +485,13 @@ func (c *cluster) logOnFailure() {
 	for _, n := range c.nodes {
 		if n.daemon != nil {
 			c.t.Logf("%s: nfslockfs log, last lines:\n%s", n.name, n.daemon.proc.out.last(30))
+		}
+	}
+	if c.nfsVers != "" {
+		entries, err := os.ReadDir(c.backing)
+		c.t.Logf("the NFS server's export: %v %v", entries, err)
+		if rec, err := os.ReadFile(filepath.Join(c.backing, "lock.nfs_lock")); err == nil {
+			c.t.Logf("lock.nfs_lock on the server: %s", rec)
 		}
 	}
 }

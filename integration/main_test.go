@@ -13,7 +13,16 @@ import (
 // binDir holds the binaries built once for the whole test run.
 var binDir string
 
+// binDirVar names the environment variable that gives binDir instead of
+// building the binaries: the real-NFS guest (realnfs_test.go) runs this test
+// binary with the binaries the host built.
+const binDirVar = "NFSLOCKFS_INTEGRATION_BIN"
+
 func TestMain(m *testing.M) {
+	if dir := os.Getenv(binDirVar); dir != "" {
+		binDir = dir
+		os.Exit(m.Run())
+	}
 	dir, err := os.MkdirTemp("", "nfslock-integration-bin-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

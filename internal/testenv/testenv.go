@@ -1,12 +1,15 @@
 // Package testenv decides whether tests that need the machine's privileges
 // can run, so that they skip with a reason on a developer's laptop but fail
-// in CI, where NFSLOCKFS_REQUIRE_FUSE=1 promises the capability is there.
+// in CI, where NFSLOCKFS_REQUIRE_FUSE=1 promises the capability is there
+// (and NFSLOCKFS_REQUIRE_NFS=1 the real-NFS rig).
 package testenv
 
 import (
 	"os"
 	"os/exec"
 	"testing"
+
+	"github.com/nfslockfs/nfslockfs/internal/nfsrig"
 )
 
 // RequireFUSEVar is the environment variable that turns a missing FUSE
@@ -58,5 +61,22 @@ func NeedTool(t testing.TB, name string) {
 	t.Helper()
 	if _, err := exec.LookPath(name); err != nil {
 		missing(t, "needs "+name+": "+err.Error())
+	}
+}
+
+// RequireNFSVar is the environment variable that turns a missing real-NFS
+// rig (package nfsrig) from a skip into a failure.
+const RequireNFSVar = "NFSLOCKFS_REQUIRE_NFS"
+
+// NeedRealNFS skips t unless the real-NFS rig can boot its guest here (see
+// nfsrig.Unavailable for what it needs); when NFSLOCKFS_REQUIRE_NFS=1 it
+// fails t instead.
+func NeedRealNFS(t testing.TB) {
+	t.Helper()
+	if reason := nfsrig.Unavailable(); reason != "" {
+		if os.Getenv(RequireNFSVar) == "1" {
+			t.Fatalf("%s, and %s=1 requires it", reason, RequireNFSVar)
+		}
+		t.Skip(reason)
 	}
 }
