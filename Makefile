@@ -43,10 +43,11 @@ lint:
 	$(GO) mod tidy -diff
 	$(GO) run $(STATICCHECK) ./...
 
-## test: vet, the race-enabled test suite (one package at a time, see docs/testing.md), and a short fuzz run of the record parser
+## test: vet, the race-enabled test suite (one package at a time, see docs/testing.md), the scenarios on real NFS (in a QEMU guest; skipped without its tools), and a short fuzz run of the record parser
 test:
 	$(GO) vet ./...
-	$(GO) test -race -count=1 -p 1 -timeout 30m ./...
+	$(GO) test -race -count=1 -p 1 -timeout 30m -skip '^TestRealNFS$$' ./...
+	$(GO) test -race -count=1 -timeout 20m -v -run '^TestRealNFS$$' ./integration/
 	$(MAKE) fuzz
 
 ## fuzz: fuzz the holder-record parser for FUZZTIME

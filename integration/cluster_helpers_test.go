@@ -2,6 +2,7 @@ package integration
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -44,6 +45,7 @@ type cluster struct {
 	export  string          // the shared "NFS" directory
 	backing string          // the directory behind it (the export itself on real NFS, outside the hosts)
 	check   string          // the exclusion checker's directory (cluster_checker_test.go)
+	hold    time.Duration   // how long workers stay in the critical section
 	nodes   []*node
 }
 
@@ -55,6 +57,7 @@ type clusterConfig struct {
 	// nfsVers, in the real-NFS guest, makes the export a real NFS export
 	// that each host mounts with this NFS version ("3", "4.2").
 	nfsVers string
+	hold    time.Duration // how long workers stay in the critical section; 0: workerHold
 }
 
 // A node is one simulated host of a cluster.
@@ -74,7 +77,7 @@ func newCluster(t *testing.T, cfg clusterConfig) *cluster {
 	testenv.NeedFUSE(t)
 	ctx, cancel := context.WithTimeout(t.Context(), cfg.limit)
 	t.Cleanup(cancel)
-	c := &cluster{t: t, ctx: ctx, check: newCheckDir(t)}
+	c := &cluster{t: t, ctx: ctx, check: newCheckDir(t), hold: cmp.Or(cfg.hold, workerHold)}
 	mnts := make([]string, cfg.hosts)
 	for i := range mnts {
 		mnts[i] = testutil.MountpointDir(t)
@@ -100,7 +103,6 @@ func newCluster(t *testing.T, cfg clusterConfig) *cluster {
 		c.nodes = append(c.nodes, n)
 		if c.nfsVers != "" {
 			n.mountNFS()
-			t.Cleanup(n.logNFSView) // before the host is killed
 		}
 	}
 	if cfg.daemons {
@@ -153,20 +155,6 @@ func (n *node) mountNFS(options ...string) {
 	if out, code := n.sh("mount -t tmpfs -o mode=1777 lock /run/lock && " + mount); code != 0 {
 		n.c.t.Fatalf("%s: %s: exit %d: %s", n.name, mount, code, out)
 	}
-}
-
-// logNFSView logs, if t failed, what n's NFS client sees of the export and
-// the delegations and open files the server holds for its clients.
-func (n *node) logNFSView() {
-	if !n.c.t.Failed() {
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), shellTimeout)
-	defer cancel()
-	cmd := n.host.Command(ctx, "bash", "-c", `ls -la --time-style=+%T.%N "$EXPORT"; cat "$EXPORT/lock.nfs_lock"; echo; cat /proc/fs/nfsd/clients/*/states`)
-	cmd.Env = n.env()
-	out, err := cmd.CombinedOutput()
-	n.c.t.Logf("%s: its NFS client's view of the export (%v):\n%s", n.name, err, out)
 }
 
 // lockPath returns the path through which a worker of role on n takes the
@@ -387,12 +375,13 @@ func (c *cluster) startWorkers(roles []string, name string, cycles int, supervis
 	return procs
 }
 
-// workerHold is how long workers stay in the critical section, in seconds.
-const workerHold = "0.002"
+// workerHold is how long workers stay in the critical section unless the
+// cluster's configuration says otherwise.
+const workerHold = 2 * time.Millisecond
 
 // workerEnv is the environment of a worker of role on n.
 func (n *node) workerEnv(role, name string, cycles int) []string {
-	env := n.env("LOCKPATH="+n.lockPath(role, name), fmt.Sprintf("CYCLES=%d", cycles), "HOLD="+workerHold,
+	env := n.env("LOCKPATH="+n.lockPath(role, name), fmt.Sprintf("CYCLES=%d", cycles), fmt.Sprintf("HOLD=%.3f", n.c.hold.Seconds()),
 		"CLI_SECTION="+bashCLISection)
 	if role == "mount-go" || role == "lib" {
 		env = append(env, workerVar+"="+role)
