@@ -118,7 +118,7 @@ func realNFSScenarios(t *testing.T, vers string) {
 		// that workers get to take the lock between them, and holders hold
 		// longer, so that kills land inside the critical section too.
 		c := newCluster(t, clusterConfig{hosts: 3, daemons: true, limit: 3 * time.Minute, nfsVers: vers, hold: 200 * time.Millisecond})
-		r, kills := runChaos(t, c, 30*time.Second, 500*time.Millisecond)
+		r, kills := runChaos(t, c, 40*time.Second, 500*time.Millisecond)
 		checkChaos(t, c, r, kills)
 	})
 }

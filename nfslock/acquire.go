@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"syscall"
 	"time"
 
@@ -137,13 +138,17 @@ func (w *waiter) waitForChange(ctx context.Context, watch *releaseWatch, poll *b
 	}
 }
 
-// unchanged reports, at the cost of one lstat, whether the lock is still as
-// it was when e was made: the same file, and a local holder still alive.
+// unchanged reports, at the cost of an open of the lock's directory and an
+// lstat (on NFS about one round trip: see revalidateDir), whether the lock
+// is still as it was when e was made: the same file, and a local holder
+// still alive.
 func (e *HeldError) unchanged() bool {
 	if !e.leaseEnd.IsZero() && !now().Before(e.leaseEnd) {
 		return false // judge the lease again
 	}
-	fi, err := os.Lstat(lockFile(e.Path))
+	name := lockFile(e.Path)
+	revalidateDir(filepath.Dir(name))
+	fi, err := os.Lstat(name)
 	if err != nil || !fileIDOf(fi).equal(e.file) {
 		return false
 	}

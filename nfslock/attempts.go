@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -46,9 +47,13 @@ func removeOldAttempts(p string, now time.Time) {
 	if err != nil {
 		return
 	}
+	// Age is judged by the change time, which only the file server sets:
+	// over NFS, a file being created with O_EXCL carries the create
+	// verifier as its mtime (a date decades ago) until the client's
+	// SETATTR, and by mtime a live acquirer's attempt file would be swept.
 	type leftover struct {
 		name  string
-		mtime time.Time
+		ctime time.Time
 	}
 	var found []leftover
 	for _, e := range entries {
@@ -56,12 +61,13 @@ func removeOldAttempts(p string, now time.Time) {
 			continue
 		}
 		if info, err := e.Info(); err == nil {
-			found = append(found, leftover{filepath.Join(dir, e.Name()), info.ModTime()})
+			ctim := info.Sys().(*syscall.Stat_t).Ctim
+			found = append(found, leftover{filepath.Join(dir, e.Name()), time.Unix(ctim.Unix())})
 		}
 	}
-	slices.SortFunc(found, func(a, b leftover) int { return b.mtime.Compare(a.mtime) })
+	slices.SortFunc(found, func(a, b leftover) int { return b.ctime.Compare(a.ctime) })
 	for i, f := range found {
-		if i >= attemptsKept && now.Sub(f.mtime) > attemptMaxAge {
+		if i >= attemptsKept && now.Sub(f.ctime) > attemptMaxAge {
 			os.Remove(f.name)
 		}
 	}

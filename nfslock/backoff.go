@@ -9,8 +9,9 @@ import (
 
 // Polling a lock held on another host: the first polls come quickly, so
 // that a short hold costs a short wait, and the interval then grows to
-// maxPoll, so that a long wait does not load the server. Each poll is one
-// lstat of P.nfs_lock (a single NFS round trip), where a Core attempt costs
+// maxPoll, so that a long wait does not load the server. Each poll is an
+// open of the lock's directory and an lstat of P.nfs_lock (about one NFS
+// round trip, see revalidateDir), where a Core attempt costs
 // several; a full attempt is made only when the lock changed or its local
 // holder died. maxPoll stays well under Core's 300 ms bound.
 const (

@@ -125,9 +125,12 @@ func tryAcquire(p string, rec Record, onStale func(Holder)) (*Lock, error) {
 		}
 		h, id, err := readLockFile(p)
 		switch {
-		case errors.Is(err, ErrNotLocked) && try < maxTries:
+		// ESTALE: on NFS, the lock file was removed on the server while
+		// this host read it (another host released it): the lock changed
+		// under us, as when it is gone.
+		case (errors.Is(err, ErrNotLocked) || errors.Is(err, syscall.ESTALE)) && try < maxTries:
 			continue
-		case errors.Is(err, ErrNotLocked):
+		case errors.Is(err, ErrNotLocked) || errors.Is(err, syscall.ESTALE):
 			return nil, &HeldError{Path: p}
 		case err != nil:
 			return nil, err
