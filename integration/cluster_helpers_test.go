@@ -90,7 +90,7 @@ func newCluster(t *testing.T, cfg clusterConfig) *cluster {
 	t.Cleanup(c.logOnFailure) // after the hosts are killed, before the export goes
 	for i := range cfg.hosts {
 		name := fmt.Sprintf("cl-%c", 'a'+i)
-		h, err := hostsim.Start(ctx, name, export)
+		h, err := hostsim.Start(ctx, name, c.export)
 		if err != nil {
 			t.Fatal(err)
 		}
