@@ -17,7 +17,8 @@
 //
 // Inside the guest (InGuest reports it), ExportDir is exported with
 // rw,no_root_squash,fsid=0 to 127.0.0.1 by the kernel NFS server (NFSv3
-// and NFSv4.x, NFSv4 lease and grace times 10 s), and Mount mounts it.
+// and NFSv4.x, NFSv4 lease and grace times 10 s), and MountArgs gives the
+// arguments of mount(8) that mount it.
 //
 // Limits: one server implementation (Linux nfsd) and one client kernel
 // version, the guest's; client and server talk over the guest's loopback,

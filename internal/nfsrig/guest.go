@@ -3,7 +3,6 @@ package nfsrig
 import (
 	"fmt"
 	"os"
-	"os/exec"
 	"strings"
 )
 
@@ -31,14 +30,6 @@ func MountArgs(vers, dir string, options ...string) []string {
 	return []string{"-t", "nfs", "-o", strings.Join(opts, ","), source, dir}
 }
 
-// StopServer stops the guest's NFS server (its kernel threads): requests
-// to it go unanswered until StartServer. In the guest only.
-func StopServer() error { return guestCommand("rpc.nfsd", "0") }
-
-// StartServer starts the guest's NFS server again after StopServer. NFSv4
-// clients then reclaim their state during the grace period (10 s).
-func StartServer() error { return guestCommand("rpc.nfsd", "8") }
-
 // SetDelegations turns the server's NFSv4 delegations on (its default) or
 // off, for the files opened from then on: it sets fs.leases-enable, since
 // the kernel server grants a delegation only where it can take a lease. In
@@ -53,16 +44,6 @@ func SetDelegations(on bool) error {
 	}
 	if err := os.WriteFile("/proc/sys/fs/leases-enable", []byte(value), 0); err != nil {
 		return fmt.Errorf("nfsrig: delegations: %w", err)
-	}
-	return nil
-}
-
-func guestCommand(name string, args ...string) error {
-	if !InGuest() {
-		return fmt.Errorf("nfsrig: %s: not in the guest", name)
-	}
-	if out, err := exec.Command(name, args...).CombinedOutput(); err != nil {
-		return fmt.Errorf("nfsrig: %s %s: %w: %s", name, strings.Join(args, " "), err, out)
 	}
 	return nil
 }
