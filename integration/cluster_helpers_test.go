@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -151,7 +152,7 @@ func (c *cluster) startNFSExport(vers string) {
 func (n *node) mountNFS(options ...string) {
 	n.c.t.Helper()
 	// The words are options and paths without blanks or quotes.
-	mount := "mount " + strings.Join(nfsrig.MountArgs(n.c.nfsVers, nfsrig.ExportDir, options...), " ")
+	mount := "mount " + strings.Join(nfsrig.MountArgs(n.c.nfsVers, nfsrig.ExportDir, slices.Index(n.c.nodes, n), options...), " ")
 	if out, code := n.sh("mount -t tmpfs -o mode=1777 lock /run/lock && " + mount); code != 0 {
 		n.c.t.Fatalf("%s: %s: exit %d: %s", n.name, mount, code, out)
 	}

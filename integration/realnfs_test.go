@@ -27,17 +27,7 @@ import (
 func TestRealNFS(t *testing.T) {
 	if nfsrig.InGuest() {
 		t.Run("v3", func(t *testing.T) { realNFSScenarios(t, "3") })
-		// Known failure: with the server's read delegations on (its
-		// default), waiters through the mount on NFSv4.2 stop seeing the
-		// lock released (docs/testing.md, "Real NFS"). Until it is fixed,
-		// NFSv4.2 runs with the server granting no delegations.
-		t.Run("v4.2-nodelegations", func(t *testing.T) {
-			if err := nfsrig.SetDelegations(false); err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { nfsrig.SetDelegations(true) })
-			realNFSScenarios(t, "4.2")
-		})
+		t.Run("v4.2", func(t *testing.T) { realNFSScenarios(t, "4.2") })
 		return
 	}
 	testenv.NeedRealNFS(t)

@@ -20,7 +20,8 @@ import "os"
 // its cached attributes expire (close-to-open does not apply to a mount
 // point crossed on the way), and an NFSv4 client holding a read delegation
 // of the lock file trusts its cached name and attributes whatever the
-// directory says (docs/testing.md, "Real NFS").
+// directory says: right, since the server recalls the delegation before
+// another client removes the file.
 func revalidateDir(dir string) {
 	if f, err := os.Open(dir); err == nil {
 		f.Close()

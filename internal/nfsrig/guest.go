@@ -15,35 +15,29 @@ const ExportDir = "/tmp/export"
 func InGuest() bool { return os.Getenv(guestVar) == "1" }
 
 // MountArgs returns the arguments of mount(8) that mount ExportDir from the
-// guest's NFS server on dir with NFS version vers ("3", "4.2"), options
-// added to the rig's: nosharecache, so that every mount has its own
-// superblock and so its own attribute and dentry caches, as on separate
-// hosts; for NFSv3 nolock too (the rig runs no lock daemon: flock and fcntl
-// locks stay local to a mount's machine).
-func MountArgs(vers, dir string, options ...string) []string {
+// guest's NFS server on dir with NFS version vers ("3", "4.2"), for the
+// host-th simulated host (0, 1, ...), options added to the rig's:
+// nosharecache, so that every mount has its own superblock and so its own
+// attribute and dentry caches, as on separate hosts; for NFSv3 nolock too
+// (the rig runs no lock daemon: flock and fcntl locks stay local to a
+// mount's machine).
+//
+// Each host mounts the server at an address of its own, 127.0.0.(host+1):
+// the Linux client has one NFSv4 client identity per server address, shared
+// by all mounts of it, and the server holds delegations and opens per
+// client and recalls none from the client whose request conflicts with it.
+// Hosts sharing an identity are one client to the server: a host's read
+// delegation of a lock file survives its removal by another host, whose
+// mount never hears of it, and its cached name says held forever. With an
+// address each, and the hostname of the host's own UTS namespace in the
+// client identity, every host is its own client, as on separate machines.
+func MountArgs(vers, dir string, host int, options ...string) []string {
 	opts := append([]string{"vers=" + vers, "nosharecache"}, options...)
-	source := "127.0.0.1:/" // fsid=0: the NFSv4 root
+	server := fmt.Sprintf("127.0.0.%d", host+1)
+	source := server + ":/" // fsid=0: the NFSv4 root
 	if vers == "3" {
 		opts = append(opts, "nolock")
-		source = "127.0.0.1:" + ExportDir
+		source = server + ":" + ExportDir
 	}
 	return []string{"-t", "nfs", "-o", strings.Join(opts, ","), source, dir}
-}
-
-// SetDelegations turns the server's NFSv4 delegations on (its default) or
-// off, for the files opened from then on: it sets fs.leases-enable, since
-// the kernel server grants a delegation only where it can take a lease. In
-// the guest only.
-func SetDelegations(on bool) error {
-	if !InGuest() {
-		return fmt.Errorf("nfsrig: delegations: not in the guest")
-	}
-	value := "0\n"
-	if on {
-		value = "1\n"
-	}
-	if err := os.WriteFile("/proc/sys/fs/leases-enable", []byte(value), 0); err != nil {
-		return fmt.Errorf("nfsrig: delegations: %w", err)
-	}
-	return nil
 }
