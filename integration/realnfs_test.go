@@ -54,8 +54,10 @@ func TestRealNFS(t *testing.T) {
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("building lockbench: %v\n%s", err, out)
 	}
-	wd, err := os.Getwd()
-	if err != nil {
+	// The scenarios run in a copy of this package's directory: the checkout
+	// may itself be under the host's /tmp, which the guest does not see.
+	wd := filepath.Join(dir, "integration")
+	if err := os.CopyFS(filepath.Join(wd, "testdata"), os.DirFS("testdata")); err != nil {
 		t.Fatal(err)
 	}
 	// The guest runs what the host's -run selects: TestRealNFS/v4.2/chaos
