@@ -26,15 +26,24 @@ const ownCloseGrace = 500 * time.Millisecond
 // start time tells them apart).
 //
 // A process that has a descriptor of the file open is answered at once.
-// One that has none (it has just closed it, or it runs in another mount
-// namespace, where the file has another path) waits up to ownCloseGrace for
-// the release.
+// One that has none and has closed one of the holding file's descriptors
+// does not hold it: the RELEASE is on its way (it can take longer than any
+// grace on a slow server), or a copy in another process (a forked child)
+// holds the lock, for which it waits as with flock(2). One that has none
+// and closed none (it runs in another mount namespace, where the file has
+// another path) waits up to ownCloseGrace for the release.
+//
+// Limits: a process of another mount namespace that closes a dup of the
+// holding descriptor and then opens the lock again waits for itself.
 func (fsys *filesystem) callerHolds(path string, c caller) bool {
 	h := fsys.holderOf(path)
 	if h == nil || c.pid == 0 || h.owner.pid != c.pid {
 		return false
 	}
 	if !hasOpen(c.pid, fsys.mountPath(path)) {
+		if h.closedAt.Load() != 0 {
+			return false
+		}
 		t := time.NewTimer(ownCloseGrace)
 		defer t.Stop()
 		select {
