@@ -111,24 +111,7 @@ takeAfter $B int && echo "free"
 		waitFor(t, "nothing is held", func() bool { return !a.isHeld("int") })
 	})
 	t.Run("a forked child keeps the lock", func(t *testing.T) {
-		onNodes(t, a, b, takeAfter+`
-: >$BACKING/fork
-python3 -c '
-import fcntl, os, sys
-f = open(sys.argv[1])
-fcntl.flock(f, fcntl.LOCK_EX)
-if os.fork() == 0:
-    open(sys.argv[2] + "/child", "w").write(str(os.getpid()))
-    open(sys.argv[2] + "/go").readline()
-    os._exit(0)
-' $A/fork $T
-until [ -s $T/child ]; do sleep 0.01; done
-sleep 0.2
-flock -n $B/fork true; echo "parent gone, child holds: $?"
-grep -q "^pid: $(cat $T/child)\$" $B/fork && echo "record names the child"
-echo go >$T/go
-takeAfter $B fork && echo "free once the child is gone"
-`, "parent gone, child holds: 1\nrecord names the child\nfree once the child is gone\n")
+		onNodes(t, a, b, takeAfter+forkedChildHolds("LOCK_EX", "fork"), forkedChildHoldsWant)
 	})
 	t.Run("python fcntl.flock", func(t *testing.T) {
 		onNodes(t, a, b, takeAfter+`
@@ -191,24 +174,7 @@ takeAfter $B s && echo free
 	// A forked child keeps a shared flock lock when its parent exits, and
 	// the record follows it: no other process of the host may judge the
 	// reader stale while the child holds it.
-	onNodes(t, a, b, takeAfter+`
-: >$BACKING/fs
-python3 -c '
-import fcntl, os, sys
-f = open(sys.argv[1])
-fcntl.flock(f, fcntl.LOCK_SH)
-if os.fork() == 0:
-    open(sys.argv[2] + "/child", "w").write(str(os.getpid()))
-    open(sys.argv[2] + "/go").readline()
-    os._exit(0)
-' $A/fs $T
-until [ -s $T/child ]; do sleep 0.01; done
-sleep 0.3
-flock -n $B/fs true; echo "writer while the child holds: $?"
-grep -q "^pid: $(cat $T/child)\$" $B/fs && echo "record names the child"
-echo go >$T/go
-takeAfter $B fs && echo "free once the child is gone"
-`, "writer while the child holds: 1\nrecord names the child\nfree once the child is gone\n")
+	onNodes(t, a, b, takeAfter+forkedChildHolds("LOCK_SH", "fs"), forkedChildHoldsWant)
 	waitFor(t, "no lock or reader file is left", func() bool {
 		entries, err := os.ReadDir(a.backing)
 		return err == nil && len(entries) == 0
@@ -310,3 +276,31 @@ wait
 		t.Errorf("daemons logged errors:\n%s", s)
 	}
 }
+
+// forkedChildHolds is a script for onNodes: on node A a Python process
+// takes flock op (LOCK_EX or LOCK_SH) on name and forks a child that keeps
+// it; once the parent has exited, an exclusive flock -n of name on node B
+// must fail, the record must name the child, and the lock must be free once
+// the child is gone (forkedChildHoldsWant).
+func forkedChildHolds(op, name string) string {
+	return strings.NewReplacer("OP", op, "NAME", name).Replace(`
+: >$BACKING/NAME
+python3 -c '
+import fcntl, os, sys
+f = open(sys.argv[1])
+fcntl.flock(f, fcntl.OP)
+if os.fork() == 0:
+    open(sys.argv[2] + "/child", "w").write(str(os.getpid()))
+    open(sys.argv[2] + "/go").readline()
+    os._exit(0)
+' $A/NAME $T
+until [ -s $T/child ]; do sleep 0.01; done
+sleep 0.3
+flock -n $B/NAME true; echo "another holder while the child holds: $?"
+grep -q "^pid: $(cat $T/child)\$" $B/NAME && echo "record names the child"
+echo go >$T/go
+takeAfter $B NAME && echo "free once the child is gone"
+`)
+}
+
+const forkedChildHoldsWant = "another holder while the child holds: 1\nrecord names the child\nfree once the child is gone\n"
