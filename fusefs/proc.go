@@ -64,7 +64,7 @@ func readThreadStatus(tid int) (threadStatus, error) {
 }
 
 // commandLine returns the command line of process pid with its arguments
-// separated by spaces, as ps shows it, cut to nfslock.MaxMessageLen bytes. It is ""
+// separated by spaces, as ps shows it, cut by nfslock.CutMessage. It is ""
 // for a process without one (a kernel thread, a zombie).
 func commandLine(pid int) string {
 	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
@@ -73,7 +73,7 @@ func commandLine(pid int) string {
 	}
 	data = bytes.TrimRight(data, "\x00")
 	data = bytes.ReplaceAll(data, []byte{0}, []byte{' '})
-	return string(data[:min(len(data), nfslock.MaxMessageLen)])
+	return nfslock.CutMessage(string(data))
 }
 
 // A sigset is a set of signals as /proc shows it: bit n-1 is signal n.

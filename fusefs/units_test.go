@@ -4,10 +4,12 @@ package fusefs
 
 import (
 	"os"
+	"os/exec"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/nfslockfs/nfslockfs/nfslock"
 )
@@ -55,6 +57,26 @@ func TestReadThreadStatus(t *testing.T) {
 	}
 	if got := commandLine(os.Getpid()); !strings.HasPrefix(got, os.Args[0]) {
 		t.Errorf("command line %q, want it to start with %q", got, os.Args[0])
+	}
+}
+
+// TestCommandLineCutAtCharacter: the message of an opener whose command
+// line is over the limit is cut, marked, and still text.
+func TestCommandLineCutAtCharacter(t *testing.T) {
+	// read, a builtin, keeps the shell itself running (it execs a last
+	// external command) until its input ends.
+	cmd := exec.Command("sh", "-c", "read -r x", "sh", strings.Repeat("é", nfslock.MaxMessageLen))
+	input, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { input.Close(); cmd.Wait() }()
+	got := commandLine(cmd.Process.Pid)
+	if len(got) > nfslock.MaxMessageLen || !utf8.ValidString(got) || !strings.HasPrefix(got, "sh -c read -r x sh é") || !strings.HasSuffix(got, "é...") {
+		t.Errorf("command line of %d bytes, valid UTF-8 %v, ending %q", len(got), utf8.ValidString(got), got[max(0, len(got)-8):])
 	}
 }
 

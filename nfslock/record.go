@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"time"
+	"unicode/utf8"
 )
 
 // Record is the holder record stored in P.nfs_lock, as Core's Lock_file.Nfs
@@ -31,6 +32,25 @@ const MaxRecordSize = 64 << 10
 // records small for every reader, Core's included. The library itself
 // accepts any message whose record fits in MaxRecordSize.
 const MaxMessageLen = 4 << 10
+
+// CutMessage returns msg if it is at most MaxMessageLen bytes long, and
+// otherwise msg cut to MaxMessageLen bytes with "..." marking the cut. It
+// cuts before a UTF-8 character's first byte, so a command line of text
+// stays text; bytes that are not UTF-8 are cut where the limit falls.
+func CutMessage(msg string) string {
+	if len(msg) <= MaxMessageLen {
+		return msg
+	}
+	const mark = "..."
+	cut := MaxMessageLen - len(mark)
+	for i := cut; i > cut-utf8.UTFMax && i > 0; i-- {
+		if utf8.RuneStart(msg[i]) {
+			cut = i
+			break
+		}
+	}
+	return msg[:cut] + mark
+}
 
 // Encode returns the record in Core v2's machine layout (no optional spaces,
 // no trailing newline), the layout Core's create_v2 writes, byte for byte:

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 )
 
 // coreRecords holds records as Core writes them (see its README.md).
@@ -279,4 +280,30 @@ func FuzzParseRecord(f *testing.F) {
 			t.Fatalf("Encode is not stable: %q then %q", enc, back.Encode())
 		}
 	})
+}
+
+// TestCutMessage: a message over MaxMessageLen is cut to it with a visible
+// mark, never inside a UTF-8 character, whatever characters meet the limit.
+func TestCutMessage(t *testing.T) {
+	if got := CutMessage("short"); got != "short" {
+		t.Errorf("CutMessage(short) = %q", got)
+	}
+	exact := strings.Repeat("x", MaxMessageLen)
+	if got := CutMessage(exact); got != exact {
+		t.Error("a message of exactly MaxMessageLen bytes was cut")
+	}
+	for _, char := range []string{"x", "é", "€", "😀"} {
+		for pad := range 4 {
+			msg := strings.Repeat("a", pad) + strings.Repeat(char, MaxMessageLen+1)
+			got := CutMessage(msg)
+			if len(got) > MaxMessageLen || !utf8.ValidString(got) || !strings.HasSuffix(got, "...") ||
+				!strings.HasPrefix(msg, strings.TrimSuffix(got, "...")) || len(got) < MaxMessageLen-utf8.UTFMax {
+				t.Errorf("%q after %d bytes: cut to %d bytes, ending %q", char, pad, len(got), got[max(0, len(got)-8):])
+			}
+		}
+	}
+	binary := strings.Repeat("\xff", MaxMessageLen+10)
+	if got := CutMessage(binary); len(got) != MaxMessageLen || got[:10] != binary[:10] {
+		t.Errorf("bytes that are not UTF-8: cut to %d bytes", len(got))
+	}
 }

@@ -2,10 +2,7 @@
 
 package main
 
-import (
-	"strings"
-	"unicode/utf8"
-)
+import "strings"
 
 // commandLine renders argv as a shell would need it typed, for the record's
 // default message: words that need it are single-quoted.
@@ -22,18 +19,4 @@ func shellQuote(s string) string {
 		return s
 	}
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
-}
-
-// truncate shortens s to at most n bytes, cutting at a character boundary
-// and marking the cut with "...".
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	const mark = "..."
-	cut := n - len(mark)
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
-	}
-	return s[:cut] + mark
 }

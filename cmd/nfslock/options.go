@@ -112,7 +112,7 @@ func parseLockArgs(args []string) (lockConfig, error) {
 		c.argv = args
 	}
 	if !c.hasMessage {
-		c.message = truncate(message, nfslock.MaxMessageLen)
+		c.message = nfslock.CutMessage(message)
 	}
 	return c, nil
 }
