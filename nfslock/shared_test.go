@@ -96,17 +96,26 @@ func TestWaitingWriterBlocksNewReaders(t *testing.T) {
 	}
 }
 
-// The reader file of a process of this host that died is cleaned up as a
-// stale lock is; a writer whose wait ends holds nothing.
-func TestStaleReaderIsCleanedUp(t *testing.T) {
-	p := lockIn(t)
+// sharedByChild starts a child process and takes a shared lock on p in
+// its name; the caller kills it.
+func sharedByChild(t *testing.T, p string) *exec.Cmd {
+	t.Helper()
 	child := exec.Command("sleep", "60")
 	if err := child.Start(); err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { child.Process.Kill(); child.Wait() })
 	if _, err := TryLockShared(p, WithOwner(child.Process.Pid)); err != nil {
 		t.Fatal(err)
 	}
+	return child
+}
+
+// The reader file of a process of this host that died is cleaned up as a
+// stale lock is; a writer whose wait ends holds nothing.
+func TestStaleReaderIsCleanedUp(t *testing.T) {
+	p := lockIn(t)
+	child := sharedByChild(t, p)
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
 	if _, err := Acquire(ctx, p); !errors.Is(err, context.DeadlineExceeded) || !errors.Is(err, ErrLocked) {
@@ -135,13 +144,7 @@ func TestStaleReaderIsCleanedUp(t *testing.T) {
 // readers-and-writers chaos).
 func TestWaiterCleansDeadReadersForRemoteWriter(t *testing.T) {
 	p := lockIn(t)
-	child := exec.Command("sleep", "60")
-	if err := child.Start(); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := TryLockShared(p, WithOwner(child.Process.Pid)); err != nil {
-		t.Fatal(err)
-	}
+	child := sharedByChild(t, p)
 	child.Process.Kill()
 	child.Wait()
 	plant(t, p, Record{Host: "other-host", Pid: 1, Message: "a writer waiting for shared holders"})
