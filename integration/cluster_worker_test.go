@@ -24,13 +24,16 @@ import (
 // environment:
 //
 //	HOST      the simulated host's name, for worker IDs
+//	ROLE      the worker's role (below)
+//	SHARED    1 for a role that takes the lock shared, else 0
 //	CHECK     the check directory
 //	LOCKPATH  the lock: a path in the host's nfslockfs mount for the mount
 //	          roles, a path in the shared export for the others
 //	CYCLES    how many times to take the lock
 //	HOLD      seconds to stay in the critical section (a decimal fraction),
 //	          so that kills land inside it too
-//	NFSLOCK   the nfslock binary (role cli)
+//	NFSLOCK   the nfslock binary (roles cli, cli-s)
+//	SECTION   the script a lock command runs (bashCommandSection)
 //
 // Roles, one per way a program takes the lock; those ending in -s take it
 // shared (a reader), the others exclusively (a writer):
