@@ -62,7 +62,7 @@ demo: build
 bench: build
 	GO=$(GO) BIN=$(BIN) BENCHTIME=$(BENCHTIME) BENCHCOUNT=$(BENCHCOUNT) bash bench/run.sh
 
-## soak: cluster mutual exclusion and crash chaos for DURATION (half each); prints cycles, kills and violations
+## soak: cluster mutual exclusion, crash chaos, readers-writers and their chaos for DURATION (a quarter each); prints cycles, kills and violations
 soak:
 	NFSLOCKFS_SOAK=$(DURATION) NFSLOCKFS_REQUIRE_FUSE=1 $(GO) test -race -count=1 -v -run '^TestClusterSoak$$' -timeout $(SOAKTIMEOUT) ./integration/
 

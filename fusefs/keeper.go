@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"time"
 
@@ -88,16 +89,29 @@ func sameOpenFile(pid1, fd1, pid2, fd2 int) bool {
 }
 
 // anyOpener returns a live process other than except that has mountPath
-// open, or 0 if there is none.
-func anyOpener(mountPath string, except int) int {
+// open, or 0 if there is none or released is closed first. It reads the
+// descriptors of every process of the machine (hundreds of readlinks for
+// an init or a desktop session alone), newest first: a child that keeps
+// the file is newer than its parent. Most often the process that exited
+// was the last opener and its RELEASE comes within a millisecond, so the
+// search stops there, before the old processes with many descriptors.
+func anyOpener(mountPath string, except int, released <-chan struct{}) int {
 	entries, err := os.ReadDir("/proc")
 	if err != nil {
 		return 0
 	}
+	pids := make([]int, 0, len(entries))
 	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil || pid == except || pid == os.Getpid() {
-			continue
+		if pid, err := strconv.Atoi(e.Name()); err == nil && pid != except && pid != os.Getpid() {
+			pids = append(pids, pid)
+		}
+	}
+	slices.Sort(pids)
+	for _, pid := range slices.Backward(pids) {
+		select {
+		case <-released:
+			return 0
+		default:
 		}
 		if hasOpen(pid, mountPath) {
 			return pid
@@ -125,9 +139,9 @@ func (fsys *filesystem) keepNamed(path string, lock namedLock, released <-chan s
 		if !waitExit(named, released) {
 			return
 		}
-		next := anyOpener(fsys.mountPath(path), named)
+		next := anyOpener(fsys.mountPath(path), named, released)
 		if next == 0 {
-			return // nobody has it open: its RELEASE is on its way
+			return // released, or nobody has it open: its RELEASE is on its way
 		}
 		if err := lock.SetOwner(next); err != nil {
 			log.WithError(err).WithField("pid", next).Warn("naming another holder of a lock whose holder exited failed")

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"maps"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -13,43 +12,48 @@ import (
 )
 
 // The exclusion checker. Every worker of the cluster tests, whatever way it
-// takes the lock (the mount, the library, the CLI), runs the same critical
-// section once it believes it holds the lock, using files in a check
-// directory on local storage that faults never touch:
+// takes the lock (the mount, the library, the CLI, flock(1)), exclusively
+// (a writer) or shared (a reader), runs the same critical section once it
+// believes it holds the lock, using files in a check directory on local
+// storage that faults never touch:
 //
 //	tokens/ID   a file the worker flocks when it starts and never unlocks: the
 //	            flock is dropped when the worker (and every child that shares
 //	            its open files, as a shell's children share its lock file) is
 //	            gone, so a free token means a dead worker. The worker removes
 //	            it when it ends normally.
-//	occupant    the ID of the worker in the critical section, if any: one
-//	            line, the ID padded with spaces to occupantWidth bytes. It is
-//	            changed only by one write of a whole line at offset 0, never
-//	            truncated, so a worker killed at any instant leaves it naming
-//	            the worker before it or itself. (Truncating it and then
-//	            writing, as a shell's > does, let a kill in between erase the
-//	            name of a holder killed inside: the next holder found no one,
-//	            and the log showed it entering while that holder was inside.)
+//	inside/M.ID one empty file per worker in its critical section, M being x
+//	            for a writer and s for a reader. Each is made by one create
+//	            and ended by one unlink, so a worker killed at any instant
+//	            leaves its own file or nothing; nobody else's is changed.
 //	log         append-only, one line per event, each a single O_APPEND write.
 //
 // The critical section:
 //
-//  1. read occupant. It names a worker P only if P was killed inside its
-//     section, before it could clear it: a correct lock lets nobody in before
-//     P released it, and P clears occupant before releasing. So P must be
-//     dead: its token must exist and be free. A missing token (P ended
-//     normally since) or one still held after 10 s logs "alive ID P".
-//  2. set occupant to its ID, log "enter ID [P]".
-//  3. log "exit ID", clear occupant (a line of spaces); then release the lock.
+//  1. list inside. Every file there of a worker P that this one may not be
+//     inside with (any for a writer, a writer's for a reader) names a P that
+//     was killed inside its section, before it could remove it: a correct
+//     lock lets nobody in before P released it, and P removes its file
+//     before releasing. So P must be dead: its token must exist and be free.
+//     A missing token (P ended normally since) or one still held after 10 s
+//     logs "alive ID P". (A reader's file may also stay from a reader killed
+//     inside; readers leave it to the next writer to vouch for.)
+//  2. create inside/M.ID, log "enter ID [P...]" (a writer) or "share ID
+//     [P...]" (a reader), naming every P of step 1, and remove their files.
+//  3. log "exit ID" or "unshare ID", remove inside/M.ID; then release the
+//     lock.
 //
 // The checker replays the log: an "enter" while another worker is inside
-// (entered, not exited) is an overlap unless it names that worker as found
-// dead; any line of a worker after it was found dead, an "exit" of a worker
-// that is not inside, "alive", "lost" and "stale" lines are violations. A killed
-// holder writes no "exit": the next "enter" vouches for its death instead.
-// So the checker needs no clock and no knowledge of kills, and a lock that
-// ever let two live holders in is caught by the log (they both write) or by
-// the token (the second finds the first alive).
+// (entered, not exited), or a "share" while a writer is inside, is an
+// overlap unless it names that worker as found dead; any line of a worker
+// after it was found dead, an "exit" or "unshare" of a worker that is not
+// inside that way, "alive", "lost" and "stale" lines are violations. A
+// killed holder writes no "exit": the next conflicting "enter" or "share"
+// vouches for its death instead. So the checker needs no clock and no
+// knowledge of kills, and a lock that ever let a writer in with another
+// live holder is caught by the log (they both write) or by the token (the
+// second finds the first alive). Readers together are no violation; the
+// replay counts how often they really were together (checkReport.overlaps).
 //
 // Other lines: "lost ID ERROR" (a library worker's release found its lock
 // removed or taken over by someone else while it held it), "dead ID RECORD"
@@ -58,60 +62,60 @@ import (
 // (the attempt failed on that record: SPEC §5 forbids it), "error ID TEXT"
 // (an acquire or release failed: expected only under injected faults).
 const (
-	checkLog      = "log"
-	checkOccupant = "occupant"
-	checkTokens   = "tokens"
-	checkVictims  = "victims" // host:pid:role files the chaos driver kills from; see cluster_chaos_test.go
-	checkStop     = "stop"    // created to make workers finish their current cycle and end
-
-	// occupantWidth is the width occupant's line is padded to, as a
-	// decimal for printf: wider than any worker ID, so that a shorter ID
-	// overwrites a longer one whole.
-	occupantWidth = "100"
+	checkLog     = "log"
+	checkInside  = "inside"
+	checkTokens  = "tokens"
+	checkVictims = "victims" // host:pid:role files the chaos driver kills from; see cluster_chaos_test.go
+	checkStop    = "stop"    // created to make workers finish their current cycle and end
 )
 
-// setOccupant names id ("" for nobody) in check's occupant, in one write at
-// offset 0 (see the top of this file).
-func setOccupant(check, id string) error {
-	f, err := os.OpenFile(filepath.Join(check, checkOccupant), os.O_WRONLY, 0)
-	if err != nil {
-		return err
+// insideFile returns the name of the file in check's inside directory that
+// says the worker id is in its critical section, as a reader if shared.
+func insideFile(check, id string, shared bool) string {
+	mode := "x"
+	if shared {
+		mode = "s"
 	}
-	_, err = f.WriteAt(fmt.Appendf(nil, "%-"+occupantWidth+"s\n", id), 0)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	return err
+	return filepath.Join(check, checkInside, mode+"."+id)
 }
 
-// readOccupant returns the worker ID that check's occupant names, or "".
-func readOccupant(check string) string {
-	data, _ := os.ReadFile(filepath.Join(check, checkOccupant))
-	line, _, _ := strings.Cut(string(data), "\n")
-	return strings.TrimSpace(line)
+// insideNow lists the workers whose files are in check's inside directory,
+// each with whether it is a reader.
+func insideNow(check string) (map[string]bool, error) {
+	entries, err := os.ReadDir(filepath.Join(check, checkInside))
+	if err != nil {
+		return nil, err
+	}
+	m := make(map[string]bool, len(entries))
+	for _, e := range entries {
+		mode, id, _ := strings.Cut(e.Name(), ".")
+		m[id] = mode == "s"
+	}
+	return m, nil
 }
 
 // newCheckDir makes a check directory for one run.
 func newCheckDir(t testing.TB) string {
 	t.Helper()
 	dir := t.TempDir()
-	for _, sub := range []string{checkTokens, checkVictims} {
+	for _, sub := range []string{checkTokens, checkVictims, checkInside} {
 		if err := os.Mkdir(filepath.Join(dir, sub), 0o777); err != nil {
 			t.Fatal(err)
 		}
 	}
-	for _, f := range []string{checkLog, checkOccupant} {
-		if err := os.WriteFile(filepath.Join(dir, f), nil, 0o666); err != nil {
-			t.Fatal(err)
-		}
+	if err := os.WriteFile(filepath.Join(dir, checkLog), nil, 0o666); err != nil {
+		t.Fatal(err)
 	}
 	return dir
 }
 
 // checkReport is what the log shows.
 type checkReport struct {
-	cycles         int            // critical sections entered
+	cycles         int            // critical sections entered, shared ones included
 	byRole         map[string]int // cycles by worker role
+	shared         int            // of the cycles, those entered as a reader
+	overlaps       int            // shared sections entered while a reader of another host was inside, both exiting later
+	maxReaders     int            // the most readers inside at once (of those that exited)
 	foundDead      int            // sections entered after a holder that was killed inside its own
 	deadSeen       int            // attempts that met a record naming a dead process of their host
 	errors         []string       // "error" lines
@@ -124,8 +128,12 @@ func (r checkReport) String() string {
 	for _, role := range slices.Sorted(maps.Keys(r.byRole)) {
 		roles = append(roles, fmt.Sprintf("%s=%d", role, r.byRole[role]))
 	}
-	return fmt.Sprintf("%d cycles (%s), %d after a holder killed inside, %d attempts met a dead local holder's record, %d errors, %d violations",
-		r.cycles, strings.Join(roles, " "), r.foundDead, r.deadSeen, len(r.errors), len(r.violations))
+	shared := ""
+	if r.shared > 0 {
+		shared = fmt.Sprintf(", %d shared (%d entered beside a reader of another host, at most %d readers at once)", r.shared, r.overlaps, r.maxReaders)
+	}
+	return fmt.Sprintf("%d cycles (%s)%s, %d after a holder killed inside, %d attempts met a dead local holder's record, %d errors, %d violations",
+		r.cycles, strings.Join(roles, " "), shared, r.foundDead, r.deadSeen, len(r.errors), len(r.violations))
 }
 
 // readCheckLog checks the log of a check directory.
@@ -150,8 +158,8 @@ func readCheckLog(t testing.TB, dir string) checkReport {
 // checkLines replays log lines (see the top of this file).
 func checkLines(lines []string) checkReport {
 	r := checkReport{byRole: map[string]int{}}
-	inside := ""              // the worker in its critical section
-	dead := map[string]bool{} // workers found dead by a later holder
+	inside := map[string]bool{} // the workers in their critical sections: whether each is a reader
+	dead := map[string]bool{}   // workers found dead by a later holder
 	violate := func(n int, format string, args ...any) {
 		r.violations = append(r.violations, fmt.Sprintf("line %d: %q: ", n+1, lines[n])+fmt.Sprintf(format, args...))
 		r.violationLines = append(r.violationLines, n)
@@ -167,24 +175,29 @@ func checkLines(lines []string) checkReport {
 			violate(n, "%s acts after it was found dead", id)
 		}
 		switch kind {
-		case "enter":
+		case "enter", "share":
+			shared := kind == "share"
 			r.cycles++
 			r.byRole[roleOf(id)]++
-			prev := ""
-			if len(f) > 2 {
-				prev = f[2]
+			if shared {
+				r.shared++
+			}
+			for _, prev := range f[2:] {
 				dead[prev] = true
+				delete(inside, prev)
 				r.foundDead++
 			}
-			if inside != "" && inside != prev {
-				violate(n, "%s entered while %s was inside", id, inside)
+			for _, other := range slices.Sorted(maps.Keys(inside)) {
+				if !shared || !inside[other] {
+					violate(n, "%s entered while %s was inside", id, other)
+				}
 			}
-			inside = id
-		case "exit":
-			if inside != id {
-				violate(n, "%s exited but %q was inside", id, inside)
+			inside[id] = shared
+		case "exit", "unshare":
+			if shared, in := inside[id]; !in || shared != (kind == "unshare") {
+				violate(n, "%s left a section it was not inside that way (inside: %v)", id, inside)
 			}
-			inside = ""
+			delete(inside, id)
 		case "alive":
 			violate(n, "%s found the previous holder alive", id)
 		case "dead":
@@ -199,7 +212,40 @@ func checkLines(lines []string) checkReport {
 			violate(n, "unknown event")
 		}
 	}
+	r.overlaps, r.maxReaders = readerOverlaps(lines)
 	return r
+}
+
+// readerOverlaps counts, among the shared sections that ended with an
+// "unshare" (so their readers were alive throughout), those entered while
+// another such reader of another host was inside, and the most such
+// readers inside at once: that readers really shared the lock, across
+// hosts.
+func readerOverlaps(lines []string) (overlaps, most int) {
+	exited := map[string]bool{}
+	for _, line := range lines {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "unshare" {
+			exited[f[1]] = true
+		}
+	}
+	inside := map[string]bool{}
+	for _, line := range lines {
+		f := strings.Fields(line)
+		if len(f) < 2 || !exited[f[1]] {
+			continue
+		}
+		switch f[0] {
+		case "share":
+			if slices.ContainsFunc(slices.Collect(maps.Keys(inside)), func(other string) bool { return hostOf(other) != hostOf(f[1]) }) {
+				overlaps++
+			}
+			inside[f[1]] = true
+			most = max(most, len(inside))
+		case "unshare":
+			delete(inside, f[1])
+		}
+	}
+	return overlaps, most
 }
 
 // roleOf returns the role in a worker ID HOST:PID:ROLE:NONCE.
@@ -208,6 +254,12 @@ func roleOf(id string) string {
 		return f[2]
 	}
 	return "?"
+}
+
+// hostOf returns the host in a worker ID HOST:PID:ROLE:NONCE.
+func hostOf(id string) string {
+	host, _, _ := strings.Cut(id, ":")
+	return host
 }
 
 // The checker itself must catch what it is there to catch.
@@ -230,6 +282,19 @@ func TestClusterCheckerCatchesViolations(t *testing.T) {
 		{"dead record removed", []string{"dead b:1:x:1 ((host_b)(pid_2))", "enter b:1:x:1", "exit b:1:x:1"}, false},
 		{"stale record kept", []string{"dead b:1:x:1 ((host_b)(pid_2))", "stale b:1:x:1 ((host_b)(pid_2))"}, true},
 		{"exit without enter", []string{"exit a:1:x:1"}, true},
+
+		{"readers together", []string{"share a:1:r:1", "share b:1:r:1", "unshare a:1:r:1", "unshare b:1:r:1"}, false},
+		{"reader then writer", []string{"share a:1:r:1", "unshare a:1:r:1", "enter b:1:w:1", "exit b:1:w:1"}, false},
+		{"writer overlapping a reader", []string{"share a:1:r:1", "enter b:1:w:1", "exit b:1:w:1", "unshare a:1:r:1"}, true},
+		{"writer overlapping the second of two readers", []string{"share a:1:r:1", "share c:1:r:1", "enter b:1:w:1 a:1:r:1", "exit b:1:w:1"}, true},
+		{"reader overlapping a writer", []string{"enter b:1:w:1", "share a:1:r:1", "unshare a:1:r:1", "exit b:1:w:1"}, true},
+		{"killed readers vouched for by a writer", []string{"share a:1:r:1", "share c:1:r:1", "enter b:1:w:1 a:1:r:1 c:1:r:1", "exit b:1:w:1"}, false},
+		{"killed writer vouched for by two readers", []string{"enter b:1:w:1", "share a:1:r:1 b:1:w:1", "share c:1:r:1 b:1:w:1", "unshare a:1:r:1", "unshare c:1:r:1"}, false},
+		{"killed reader left beside live readers", []string{"share a:1:r:1", "share c:1:r:1", "unshare c:1:r:1", "share d:1:r:1", "unshare d:1:r:1"}, false},
+		{"reader vouched dead but alive", []string{"share a:1:r:1", "enter b:1:w:1 a:1:r:1", "exit b:1:w:1", "unshare a:1:r:1"}, true},
+		{"a reader leaving as a writer", []string{"share a:1:r:1", "exit a:1:r:1"}, true},
+		{"a writer leaving as a reader", []string{"enter a:1:w:1", "unshare a:1:w:1"}, true},
+		{"unshare without share", []string{"unshare a:1:r:1"}, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := checkLines(tc.lines)
@@ -240,63 +305,24 @@ func TestClusterCheckerCatchesViolations(t *testing.T) {
 	}
 }
 
-// A worker killed while it sets occupant must leave it naming the worker
-// before it or itself, never no one: the next holder would then vouch for
-// no one, and the log would show it entering while a holder killed inside
-// is still inside. What a kill can leave behind, a reader can see: so the
-// test reads occupant while each way of setting it (the shell workers', the
-// Go workers') replaces one name with another, again and again, and must
-// never find it naming no one.
-func TestClusterCheckerOccupantNeverEmpty(t *testing.T) {
-	const names = 2000
+// The checker counts readers together only when they really were: both
+// alive (each wrote its unshare line) and of different hosts.
+func TestClusterCheckerCountsReaderOverlaps(t *testing.T) {
 	for _, tc := range []struct {
-		name string
-		set  func(check string) error // sets occupant to w1 ... wN
+		name           string
+		lines          []string
+		overlaps, most int
 	}{
-		{"shell", func(check string) error {
-			cmd := exec.Command("bash", "-c", bashWorkerLib+`for ((i = 1; i <= N; i++)); do occupy "w$i"; done`)
-			cmd.Env = append(os.Environ(), "CHECK="+check, fmt.Sprintf("N=%d", names))
-			if out, err := cmd.CombinedOutput(); err != nil {
-				return fmt.Errorf("%v: %s", err, out)
-			}
-			return nil
-		}},
-		{"go", func(check string) error {
-			for i := 1; i <= names; i++ {
-				if err := setOccupant(check, fmt.Sprintf("w%d", i)); err != nil {
-					return err
-				}
-			}
-			return nil
-		}},
+		{"one after the other", []string{"share a:1:r:1", "unshare a:1:r:1", "share b:1:r:1", "unshare b:1:r:1"}, 0, 1},
+		{"two hosts together", []string{"share a:1:r:1", "share b:1:r:1", "unshare a:1:r:1", "unshare b:1:r:1"}, 1, 2},
+		{"one host twice", []string{"share a:1:r:1", "share a:2:r:1", "unshare a:1:r:1", "unshare a:2:r:1"}, 0, 2},
+		{"beside a reader killed inside", []string{"share a:1:r:1", "share b:1:r:1", "unshare b:1:r:1"}, 0, 1},
+		{"three hosts", []string{"share a:1:r:1", "share b:1:r:1", "share c:1:r:1", "unshare b:1:r:1", "unshare a:1:r:1", "unshare c:1:r:1"}, 2, 3},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			check := newCheckDir(t)
-			if err := setOccupant(check, "w0"); err != nil {
-				t.Fatal(err)
-			}
-			done := make(chan error, 1)
-			go func() { done <- tc.set(check) }()
-			reads, empty := 0, 0
-			for finished := false; !finished; reads++ {
-				select {
-				case err := <-done:
-					if err != nil {
-						t.Fatal(err)
-					}
-					finished = true
-				default:
-				}
-				if readOccupant(check) == "" {
-					empty++
-				}
-			}
-			if empty > 0 {
-				t.Errorf("%d of %d reads found occupant naming no one while %d names replaced each other", empty, reads, names)
-			}
-			t.Logf("%d reads while %d names replaced each other", reads, names)
-			if got, want := readOccupant(check), fmt.Sprintf("w%d", names); got != want {
-				t.Errorf("occupant names %q at the end, want %q", got, want)
+			r := checkLines(tc.lines)
+			if len(r.violations) > 0 || r.overlaps != tc.overlaps || r.maxReaders != tc.most {
+				t.Errorf("%d overlaps, at most %d readers, violations %q; want %d, %d, none", r.overlaps, r.maxReaders, r.violations, tc.overlaps, tc.most)
 			}
 		})
 	}

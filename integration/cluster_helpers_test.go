@@ -21,6 +21,7 @@ import (
 	"github.com/nfslockfs/nfslockfs/internal/nfsrig"
 	"github.com/nfslockfs/nfslockfs/internal/testenv"
 	"github.com/nfslockfs/nfslockfs/internal/testutil"
+	"github.com/nfslockfs/nfslockfs/nfslock"
 )
 
 // A cluster is the setting of the SPEC §5 tests: simulated hosts (package
@@ -382,9 +383,13 @@ const workerHold = 2 * time.Millisecond
 
 // workerEnv is the environment of a worker of role on n.
 func (n *node) workerEnv(role, name string, cycles int) []string {
-	env := n.env("LOCKPATH="+n.lockPath(role, name), fmt.Sprintf("CYCLES=%d", cycles), fmt.Sprintf("HOLD=%.3f", n.c.hold.Seconds()),
-		"CLI_SECTION="+bashCLISection)
-	if role == "mount-go" || role == "lib" {
+	shared := "0"
+	if isShared(role) {
+		shared = "1"
+	}
+	env := n.env("ROLE="+role, "SHARED="+shared, "LOCKPATH="+n.lockPath(role, name), fmt.Sprintf("CYCLES=%d", cycles),
+		fmt.Sprintf("HOLD=%.3f", n.c.hold.Seconds()), "SECTION="+bashCommandSection)
+	if isGoRole(role) {
 		env = append(env, workerVar+"="+role)
 	}
 	return env
@@ -477,11 +482,12 @@ func (c *cluster) logOnFailure() {
 			c.t.Logf("%s: nfslockfs log, last lines:\n%s", n.name, n.daemon.proc.out.last(30))
 		}
 	}
-	if c.nfsVers != "" {
-		entries, err := os.ReadDir(c.backing)
-		c.t.Logf("the NFS server's export: %v %v", entries, err)
-		if rec, err := os.ReadFile(filepath.Join(c.backing, "lock.nfs_lock")); err == nil {
-			c.t.Logf("lock.nfs_lock on the server: %s", rec)
+	entries, err := os.ReadDir(c.backing)
+	c.t.Logf("the export's files: %v %v", entries, err)
+	for _, e := range entries {
+		if name := e.Name(); name == "lock.nfs_lock" || strings.HasSuffix(name, nfslock.ReaderSuffix) {
+			rec, _ := os.ReadFile(filepath.Join(c.backing, name))
+			c.t.Logf("%s: %s", name, rec)
 		}
 	}
 }

@@ -10,9 +10,11 @@ import (
 // Unset, the soak is skipped: `make soak DURATION=10m` sets it.
 const soakVar = "NFSLOCKFS_SOAK"
 
-// TestClusterSoak runs the mutual-exclusion scenario (TestClusterMutualExclusion)
-// and then the crash chaos (TestClusterCrashChaos) for half of NFSLOCKFS_SOAK
-// each, and reports the critical sections done and the violations found.
+// TestClusterSoak runs, for a quarter of NFSLOCKFS_SOAK each, the
+// mutual-exclusion scenario (TestClusterMutualExclusion), the crash chaos
+// (TestClusterCrashChaos), readers and writers (TestClusterReadersWriters)
+// and their crash chaos (TestClusterReadersWritersChaos), and reports the
+// critical sections done and the violations found.
 func TestClusterSoak(t *testing.T) {
 	value := os.Getenv(soakVar)
 	if value == "" {
@@ -22,27 +24,42 @@ func TestClusterSoak(t *testing.T) {
 	if err != nil || d <= 0 {
 		t.Fatalf("%s=%q: want a positive duration such as 10m", soakVar, value)
 	}
-	limit := d/2 + 5*time.Minute // the run's own bound: stopping and checking take a while
-	var exclusion, chaos checkReport
-	var kills map[string]int
+	part := d / 4
+	limit := part + 5*time.Minute // each run's own bound: stopping and checking take a while
+	var exclusion, chaos, rw, rwChaos checkReport
+	var kills, rwKills map[string]int
 	t.Run("exclusion", func(t *testing.T) {
 		c := newCluster(t, clusterConfig{hosts: 3, daemons: true, limit: limit})
-		exclusion = runExclusion(t, c, 0, d/2)
+		exclusion = runExclusion(t, c, 0, part)
 	})
 	t.Run("chaos", func(t *testing.T) {
 		c := newCluster(t, clusterConfig{hosts: 3, daemons: true, limit: limit})
-		chaos, kills = runChaos(t, c, d/2, 15*time.Millisecond)
+		chaos, kills = runChaos(t, c, part, 15*time.Millisecond)
 		checkChaos(t, c, chaos, kills)
 	})
-	t.Logf("soak %v: exclusion: %d cycles, %d violations; chaos: %d cycles, %d kills, %d violations",
-		d, exclusion.cycles, len(exclusion.violations), chaos.cycles, totalKills(kills), len(chaos.violations))
+	t.Run("readers-writers", func(t *testing.T) {
+		c := newCluster(t, clusterConfig{hosts: 3, daemons: true, limit: limit, hold: readerWriterHold})
+		rw = runReadersWriters(t, c, 0, part)
+	})
+	t.Run("readers-writers-chaos", func(t *testing.T) {
+		c := newCluster(t, clusterConfig{hosts: 3, daemons: true, limit: limit, hold: readerWriterHold})
+		rwChaos, rwKills = runChaosOf(t, c, readerWriterRoles, part, readerWriterKillEvery)
+		checkChaos(t, c, rwChaos, rwKills)
+		checkReaderWriterChaos(t, rwChaos, rwKills)
+	})
+	t.Logf("soak %v: exclusion: %d cycles, %d violations; chaos: %d cycles, %d kills, %d violations; "+
+		"readers-writers: %d cycles (%d shared, %d beside another host's reader), %d violations; "+
+		"their chaos: %d cycles (%d shared, %d beside another host's reader), %d kills, %d violations",
+		d, exclusion.cycles, len(exclusion.violations), chaos.cycles, totalKills(kills, workerRoles), len(chaos.violations),
+		rw.cycles, rw.shared, rw.overlaps, len(rw.violations),
+		rwChaos.cycles, rwChaos.shared, rwChaos.overlaps, totalKills(rwKills, readerWriterRoles), len(rwChaos.violations))
 }
 
-// totalKills adds the kills of every role (not those "in section", counted
-// twice).
-func totalKills(kills map[string]int) int {
+// totalKills adds the kills of every role and lock command (not those "in
+// section", counted twice).
+func totalKills(kills map[string]int, roles []string) int {
 	n := 0
-	for _, role := range append(workerRoles, "nfslock") {
+	for _, role := range append(roles, "nfslock", "flock") {
 		n += kills[role]
 	}
 	return n

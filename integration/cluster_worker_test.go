@@ -5,9 +5,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -22,23 +24,36 @@ import (
 // environment:
 //
 //	HOST      the simulated host's name, for worker IDs
+//	ROLE      the worker's role (below)
+//	SHARED    1 for a role that takes the lock shared, else 0
 //	CHECK     the check directory
 //	LOCKPATH  the lock: a path in the host's nfslockfs mount for the mount
 //	          roles, a path in the shared export for the others
 //	CYCLES    how many times to take the lock
 //	HOLD      seconds to stay in the critical section (a decimal fraction),
 //	          so that kills land inside it too
-//	NFSLOCK   the nfslock binary (role cli)
+//	NFSLOCK   the nfslock binary (roles cli, cli-s)
+//	SECTION   the script a lock command runs (bashCommandSection)
 //
-// Roles, one per way a program takes the lock:
+// Roles, one per way a program takes the lock; those ending in -s take it
+// shared (a reader), the others exclusively (a writer):
 //
-//	mount-bash  bash's `exec 9>"$LOCKPATH"` ... `exec 9>&-` through the mount
-//	mount-go    open(2) for writing and close(2) through the mount (Go)
-//	lib         the nfslock library on the export: Acquire or, at random,
-//	            TryLock with a check that a record naming a dead process of
-//	            this host survives no attempt that saw it dead
-//	cli         `nfslock LOCKPATH bash -c SECTION` on the export; the
-//	            section's shell is the worker that the lock's record names
+//	mount-bash     bash's `exec 9>"$LOCKPATH"` ... `exec 9>&-` through the mount
+//	mount-go       open(2) for writing and close(2) through the mount (Go)
+//	mount-flock    util-linux `flock LOCKPATH bash -c SECTION` through the
+//	               mount (it opens the file O_RDONLY|O_CREAT and takes
+//	               flock(2) LOCK_EX); the section's shell inherits the lock
+//	mount-flock-s  the same with `flock -s` (LOCK_SH)
+//	lib            the nfslock library on the export: Acquire or, at random,
+//	               TryLock with a check that a record naming a dead process of
+//	               this host survives no attempt that saw it dead
+//	lib-wait       the library's Acquire only: a writer polling with TryLock
+//	               keeps no place in the queue, so readers that never stop
+//	               may overtake it forever (as they may a loop of flock -n)
+//	lib-s          the library's AcquireShared or, at random, TryLockShared
+//	cli            `nfslock LOCKPATH bash -c SECTION` on the export; the
+//	               section's shell is the worker that the lock's record names
+//	cli-s          the same with `nfslock -s`
 //
 // The Go roles are this test binary started again with workerVar set to
 // the role (see init); the others are bash scripts.
@@ -51,12 +66,24 @@ func init() {
 	}
 }
 
-// workerRoles are the roles in the order a host's worker slots take them.
-var workerRoles = []string{"mount-bash", "mount-go", "lib", "cli"}
+// workerRoles are the roles of the exclusive scenarios, in the order a
+// host's worker slots take them.
+var workerRoles = []string{"mount-bash", "mount-go", "mount-flock", "lib", "cli"}
+
+// readerWriterRoles are the roles of the readers-and-writers scenarios:
+// three ways to write and three to read.
+var readerWriterRoles = []string{"mount-flock", "mount-bash", "lib-wait", "mount-flock-s", "lib-s", "cli-s"}
+
+// isShared reports whether role takes the lock shared.
+func isShared(role string) bool { return strings.HasSuffix(role, "-s") }
+
+// isGoRole reports whether role is a Go worker (see init).
+func isGoRole(role string) bool { return role == "mount-go" || strings.HasPrefix(role, "lib") }
 
 // bashWorkerLib is the checker's side of a bash worker: register makes the
-// shell a worker (a victim file for the chaos driver and a flocked token),
-// section is the critical section, unregister ends it.
+// shell a worker of $ROLE (a victim file for the chaos driver and a flocked
+// token), section is the critical section (a reader's if $SHARED is 1),
+// unregister ends it.
 const bashWorkerLib = `set -u
 event() { echo "$*" >>"$CHECK/log"; }
 register() {
@@ -70,26 +97,32 @@ register() {
 	flock 8
 }
 unregister() { rm -f "$victim" "$CHECK/tokens/$id"; }
-occupy() { printf '%-` + occupantWidth + `s\n' "$1" 1<>"$CHECK/occupant"; } # one write at offset 0, no truncation
 section() {
-	local prev=
-	read -r prev <"$CHECK/occupant" || :
-	if [ -n "$prev" ] && ! { [ -e "$CHECK/tokens/$prev" ] && flock -w 10 "$CHECK/tokens/$prev" true; }; then
-		event alive "$id" "$prev"
-	fi
-	occupy "$id"
-	event enter "$id" $prev
+	local f n dead=() enter=enter leave=exit mode=x
+	if [ "$SHARED" = 1 ]; then enter=share leave=unshare mode=s; fi
+	for f in "$CHECK"/inside/*; do
+		[ -e "$f" ] || continue
+		n=${f##*/}
+		[ "$mode" = s ] && [ "${n%%.*}" = s ] && continue
+		n=${n#*.}
+		if ! { [ -e "$CHECK/tokens/$n" ] && flock -w 10 "$CHECK/tokens/$n" true; }; then
+			event alive "$id" "$n"
+		fi
+		dead+=("$n")
+	done
+	: >"$CHECK/inside/$mode.$id"
+	event "$enter" "$id" "${dead[@]}"
+	for n in "${dead[@]}"; do rm -f "$CHECK/inside/x.$n" "$CHECK/inside/s.$n"; done
 	sleep "$HOLD"
-	event exit "$id"
-	occupy ""
+	event "$leave" "$id"
+	rm -f "$CHECK/inside/$mode.$id"
 }
 more() { [ ! -e "$CHECK/stop" ] && { [ "$CYCLES" = 0 ] || [ "$done" -lt "$CYCLES" ]; }; }
 done=0
 `
 
 // bashMountWorker is the mount-bash role.
-const bashMountWorker = bashWorkerLib + `ROLE=mount-bash
-register
+const bashMountWorker = bashWorkerLib + `register
 while more; do
 	if ! exec 9>"$LOCKPATH"; then
 		event error "$id" open-failed
@@ -103,20 +136,29 @@ done
 unregister
 `
 
-// bashCLISection is the COMMAND that the cli role runs under nfslock.
-const bashCLISection = bashWorkerLib + `ROLE=cli
-register
+// bashCommandSection is the COMMAND that the roles running a lock command
+// (cli, cli-s, mount-flock, mount-flock-s) run under it.
+const bashCommandSection = bashWorkerLib + `register
 section
 unregister
 `
 
-// bashCLIWorker is the cli role. nfslock is a victim too: killing it
-// while COMMAND runs leaves a lock that names COMMAND, which the next
-// acquirer of this host removes once COMMAND has ended.
-const bashCLIWorker = bashWorkerLib + `while more; do
-	"$NFSLOCK" -m "cluster cli worker" -w 600 "$LOCKPATH" bash -c "$CLI_SECTION" &
+// bashCommandWorker is the roles that run a lock command, nfslock or
+// flock(1), with the section as its COMMAND. The lock command is a victim
+// too: killing nfslock while COMMAND runs leaves a lock that names COMMAND,
+// which the next acquirer of this host removes once COMMAND has ended;
+// killing flock(1) leaves the lock to COMMAND, which inherited its open
+// file.
+const bashCommandWorker = bashWorkerLib + `case $ROLE in
+cli) locker=("$NFSLOCK" -m "cluster cli worker" -w 600) ;;
+cli-s) locker=("$NFSLOCK" -s -m "cluster cli worker" -w 600) ;;
+mount-flock) locker=(flock) ;;
+mount-flock-s) locker=(flock -s) ;;
+esac
+while more; do
+	"${locker[@]}" "$LOCKPATH" bash -c 'eval "$SECTION"' & # short: daemons log the command line
 	pid=$!
-	victim=$CHECK/victims/$HOST:$pid:nfslock
+	victim=$CHECK/victims/$HOST:$pid:${locker[0]##*/}
 	if read -r st 2>/dev/null </proc/$pid/stat; then set -- $st; echo "${22}" >"$victim"; fi
 	wait "$pid"
 	rc=$?
@@ -124,7 +166,7 @@ const bashCLIWorker = bashWorkerLib + `while more; do
 	if [ "$rc" = 0 ]; then
 		done=$((done+1))
 	else
-		event error "$HOST:$pid:nfslock:0" "exit-status-$rc"
+		event error "$HOST:$pid:${locker[0]##*/}:0" "exit-status-$rc"
 		sleep 0.01
 	fi
 done
@@ -135,8 +177,8 @@ func workerCommand(role string) []string {
 	switch role {
 	case "mount-bash":
 		return []string{"bash", "-c", bashMountWorker}
-	case "cli":
-		return []string{"bash", "-c", bashCLIWorker}
+	case "cli", "cli-s", "mount-flock", "mount-flock-s":
+		return []string{"bash", "-c", bashCommandWorker}
 	}
 	exe, err := os.Executable()
 	if err != nil {
@@ -145,7 +187,7 @@ func workerCommand(role string) []string {
 	return []string{exe}
 }
 
-// A goWorker is a running Go worker (roles mount-go and lib).
+// A goWorker is a running Go worker (roles mount-go and lib*).
 type goWorker struct {
 	role, id, host, lockPath, check string
 	cycles                          int
@@ -249,12 +291,18 @@ func (w *goWorker) acquire() (func() error, error) {
 		return f.Close, nil
 	}
 	opts := []nfslock.Option{nfslock.WithMessage("cluster worker " + w.id)}
-	var l *nfslock.Lock
+	acquire := func() (unlocker, error) { return nfslock.Acquire(context.Background(), w.lockPath, opts...) }
+	try := func() (unlocker, error) { return nfslock.TryLock(w.lockPath, opts...) }
+	if isShared(w.role) {
+		acquire = func() (unlocker, error) { return nfslock.AcquireShared(context.Background(), w.lockPath, opts...) }
+		try = func() (unlocker, error) { return nfslock.TryLockShared(w.lockPath, opts...) }
+	}
+	var l unlocker
 	var err error
-	if rand.N(2) == 0 {
-		l, err = nfslock.Acquire(context.Background(), w.lockPath, opts...)
+	if w.role == "lib-wait" || rand.N(2) == 0 {
+		l, err = acquire()
 	} else {
-		l, err = w.tryUntilTaken(opts)
+		l, err = w.tryUntilTaken(try)
 	}
 	if err != nil {
 		return nil, err
@@ -262,12 +310,16 @@ func (w *goWorker) acquire() (func() error, error) {
 	return func() error { return w.unlock(l) }, nil
 }
 
-// tryUntilTaken polls with TryLock. SPEC §5: a record naming a dead
-// process of this host lasts for one acquire attempt at most. So before each
-// attempt the worker reads the lock: if its record names a dead process of
-// this host ("dead" is logged), the attempt must remove it, and failing on
-// that same record is logged as "stale".
-func (w *goWorker) tryUntilTaken(opts []nfslock.Option) (*nfslock.Lock, error) {
+// An unlocker is a lock the library gave: a *nfslock.Lock or a
+// *nfslock.SharedLock.
+type unlocker interface{ Unlock() error }
+
+// tryUntilTaken polls with try (TryLock or TryLockShared). SPEC §5: a
+// record naming a dead process of this host lasts for one acquire attempt
+// at most. So before each attempt the worker reads the lock: if its record
+// names a dead process of this host ("dead" is logged), the attempt must
+// remove it, and failing on that same record is logged as "stale".
+func (w *goWorker) tryUntilTaken(try func() (unlocker, error)) (unlocker, error) {
 	delay := time.Millisecond
 	for {
 		before, err := nfslock.Inspect(w.lockPath)
@@ -275,7 +327,7 @@ func (w *goWorker) tryUntilTaken(opts []nfslock.Option) (*nfslock.Lock, error) {
 		if dead {
 			w.event("dead", w.id, oneLine(string(before.Raw)))
 		}
-		l, err := nfslock.TryLock(w.lockPath, opts...)
+		l, err := try()
 		var held *nfslock.HeldError
 		if !errors.As(err, &held) {
 			return l, err
@@ -292,7 +344,7 @@ func (w *goWorker) tryUntilTaken(opts []nfslock.Option) (*nfslock.Lock, error) {
 // the lock must not outlive the section. A lock that someone removed or
 // took over while this worker held it is logged as "lost", a violation:
 // no one but an operator may do that to a live holder.
-func (w *goWorker) unlock(l *nfslock.Lock) error {
+func (w *goWorker) unlock(l unlocker) error {
 	deadline := time.Now().Add(time.Minute)
 	for {
 		err := l.Unlock()
@@ -310,15 +362,37 @@ func (w *goWorker) unlock(l *nfslock.Lock) error {
 
 // section is the checker's critical section (see cluster_checker_test.go).
 func (w *goWorker) section() {
-	prev := readOccupant(w.check)
-	if prev != "" && !tokenFreed(filepath.Join(w.check, checkTokens, prev)) {
-		w.event("alive", w.id, prev)
+	shared := isShared(w.role)
+	now, err := insideNow(w.check)
+	if err != nil {
+		w.event("error", w.id, oneLine(err))
 	}
-	setOccupant(w.check, w.id)
-	w.event("enter", w.id, prev)
+	var dead []string
+	for _, other := range slices.Sorted(maps.Keys(now)) {
+		if shared && now[other] {
+			continue // readers together: a writer vouches for those killed inside
+		}
+		if !tokenFreed(filepath.Join(w.check, checkTokens, other)) {
+			w.event("alive", w.id, other)
+		}
+		dead = append(dead, other)
+	}
+	enter, leave := "enter", "exit"
+	if shared {
+		enter, leave = "share", "unshare"
+	}
+	mine := insideFile(w.check, w.id, shared)
+	if err := os.WriteFile(mine, nil, 0o666); err != nil {
+		w.event("error", w.id, oneLine(err))
+	}
+	w.event(append([]string{enter, w.id}, dead...)...)
+	for _, other := range dead {
+		os.Remove(insideFile(w.check, other, false))
+		os.Remove(insideFile(w.check, other, true))
+	}
 	time.Sleep(w.hold)
-	w.event("exit", w.id)
-	setOccupant(w.check, "")
+	w.event(leave, w.id)
+	os.Remove(mine)
 }
 
 // tokenFreed reports whether the worker whose token is at name is dead:

@@ -117,8 +117,19 @@ func (w *waiter) acquire(ctx context.Context, p string, rec Record, o *options) 
 // this process or on this host, or a poll that finds P.nfs_lock changed or
 // its local holder dead. held is the holder last seen, nil after a
 // filesystem error (then the next poll simply retries).
+//
+// Behind a holder of another host it also cleans up, every
+// deadReaderSweep, the reader files of dead processes of this host: that
+// holder may be a writer waiting for them with P.nfs_lock held, and only
+// this host's processes can judge them dead (see "Shared locks" in
+// docs/design.md).
 func (w *waiter) waitForChange(ctx context.Context, watch *releaseWatch, poll *backoff, held *HeldError) error {
+	swept := time.Now()
 	for {
+		if held != nil && !isLocal(held.Holder.Record) && time.Since(swept) >= deadReaderSweep {
+			Readers(held.Path) // removes them; an error is retried at the next sweep
+			swept = time.Now()
+		}
 		t := time.NewTimer(poll.next())
 		select {
 		case <-ctx.Done():
@@ -137,6 +148,11 @@ func (w *waiter) waitForChange(ctx context.Context, watch *releaseWatch, poll *b
 		}
 	}
 }
+
+// deadReaderSweep is how often a waiter behind another host's holder
+// cleans up the reader files of dead processes of its host: one listing of
+// the lock's directory per waiting process and period.
+const deadReaderSweep = time.Second
 
 // unchanged reports, at the cost of an open of the lock's directory and an
 // lstat (on NFS about one round trip: see revalidateDir), whether the lock

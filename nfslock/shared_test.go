@@ -96,17 +96,26 @@ func TestWaitingWriterBlocksNewReaders(t *testing.T) {
 	}
 }
 
-// The reader file of a process of this host that died is cleaned up as a
-// stale lock is; a writer whose wait ends holds nothing.
-func TestStaleReaderIsCleanedUp(t *testing.T) {
-	p := lockIn(t)
+// sharedByChild starts a child process and takes a shared lock on p in
+// its name; the caller kills it.
+func sharedByChild(t *testing.T, p string) *exec.Cmd {
+	t.Helper()
 	child := exec.Command("sleep", "60")
 	if err := child.Start(); err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { child.Process.Kill(); child.Wait() })
 	if _, err := TryLockShared(p, WithOwner(child.Process.Pid)); err != nil {
 		t.Fatal(err)
 	}
+	return child
+}
+
+// The reader file of a process of this host that died is cleaned up as a
+// stale lock is; a writer whose wait ends holds nothing.
+func TestStaleReaderIsCleanedUp(t *testing.T) {
+	p := lockIn(t)
+	child := sharedByChild(t, p)
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
 	if _, err := Acquire(ctx, p); !errors.Is(err, context.DeadlineExceeded) || !errors.Is(err, ErrLocked) {
@@ -124,6 +133,50 @@ func TestStaleReaderIsCleanedUp(t *testing.T) {
 	l.Unlock()
 	if entries, _ := os.ReadDir(filepath.Dir(p)); len(entries) != 0 {
 		t.Errorf("files left: %v", entries)
+	}
+}
+
+// A writer of another host that waits for shared holders keeps
+// P.nfs_lock, so the processes of this host, the only ones that can judge
+// a dead reader of this host stale, wait for P.nfs_lock and not for
+// readers. A waiter behind another host's holder cleans up dead readers of
+// its own host, or the lock is never free again (found by the cluster's
+// readers-and-writers chaos).
+func TestWaiterCleansDeadReadersForRemoteWriter(t *testing.T) {
+	p := lockIn(t)
+	child := sharedByChild(t, p)
+	child.Process.Kill()
+	child.Wait()
+	plant(t, p, Record{Host: "other-host", Pid: 1, Message: "a writer waiting for shared holders"})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	got := make(chan error, 1)
+	go func() {
+		l, err := Acquire(ctx, p)
+		if err == nil {
+			err = l.Unlock()
+		}
+		got <- err
+	}()
+	readerLeft := func() bool {
+		entries, _ := os.ReadDir(filepath.Dir(p))
+		for _, e := range entries {
+			if isReaderFile(e.Name()) {
+				return true
+			}
+		}
+		return false
+	}
+	for deadline := time.Now().Add(3 * time.Second); readerLeft(); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("a dead reader of this host outlived 3 s of a local waiter behind another host's writer")
+		}
+	}
+	if err := os.Remove(lockFile(p)); err != nil { // the other host's writer is done
+		t.Fatal(err)
+	}
+	if err := <-got; err != nil {
+		t.Fatalf("Acquire once the other host's writer left: %v", err)
 	}
 }
 
