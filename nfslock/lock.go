@@ -198,6 +198,7 @@ func (l *Lock) Unlock() error {
 		}
 		return err
 	}
+	fl.closeFile()
 	if l.ownsP {
 		os.Remove(l.path) // informational only: its fate never fails a release
 	}
