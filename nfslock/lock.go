@@ -32,6 +32,9 @@ type Lock struct {
 	data     []byte // rec as it is on disk in P.nfs_lock
 	dev, ino uint64 // P.nfs_lock's identity: release checks it is still ours
 	ownsP    bool   // P is our record's second name, to remove on release
+	// marked: P.nfs_readers is a name of our record, which proves that no
+	// shared holder holds the lock (see shared.go); removed on release.
+	marked   bool
 	released bool
 
 	lease *heldLease // nil outside a lease directory (see LeaseFile)
@@ -48,7 +51,7 @@ type Lock struct {
 // A lock that shared holders hold (TryLockShared) is held too: the error
 // names one of them.
 func TryLock(path string, opts ...Option) (*Lock, error) {
-	l, err := tryLockGate(path, opts...)
+	l, err := tryLockGate(path, true, opts...)
 	if err != nil {
 		return nil, err
 	}
@@ -59,8 +62,9 @@ func TryLock(path string, opts ...Option) (*Lock, error) {
 }
 
 // tryLockGate is TryLock without regard to shared holders: P.nfs_lock
-// alone, as a reader takes it for a moment (see shared.go).
-func tryLockGate(path string, opts ...Option) (*Lock, error) {
+// alone, as a reader takes it for a moment (see shared.go). An exclusive
+// one tries to mark the lock as such (see becomeP).
+func tryLockGate(path string, exclusive bool, opts ...Option) (*Lock, error) {
 	path, err := NormalizePath(path)
 	if err != nil {
 		return nil, err
@@ -76,7 +80,7 @@ func tryLockGate(path string, opts ...Option) (*Lock, error) {
 	if err != nil {
 		return nil, err
 	}
-	l, err := tryAcquire(path, rec, o.onStale)
+	l, err := tryAcquire(path, rec, o.onStale, exclusive)
 	if err != nil {
 		return nil, err
 	}
@@ -87,8 +91,9 @@ func tryLockGate(path string, opts ...Option) (*Lock, error) {
 // tryAcquire makes one attempt to take the lock at p for rec: the
 // protocol's steps (docs/design.md, "Acquiring"), with the held-lock check moved after the link, so that a free
 // lock costs no read. A stale lock is cleaned up and the attempt repeated
-// once; onStale is told of it. p is normalized.
-func tryAcquire(p string, rec Record, onStale func(Holder)) (*Lock, error) {
+// once; onStale is told of it. An exclusive attempt tries to mark the lock
+// as exclusive (see becomeP). p is normalized.
+func tryAcquire(p string, rec Record, onStale func(Holder), exclusive bool) (*Lock, error) {
 	if err := checkName(p); err != nil {
 		return nil, err
 	}
@@ -110,8 +115,8 @@ func tryAcquire(p string, rec Record, onStale func(Holder)) (*Lock, error) {
 		}
 		linked, err := a.linkTo(lockFile(p))
 		if linked {
-			ownsP := a.becomeP(p)
-			l := &Lock{path: p, rec: rec, data: data, dev: a.dev, ino: a.ino, ownsP: ownsP}
+			ownsP, marked := a.becomeP(p, exclusive)
+			l := &Lock{path: p, rec: rec, data: data, dev: a.dev, ino: a.ino, ownsP: ownsP, marked: marked}
 			if lease > 0 {
 				if err := l.startLease(lease, start, a.mtime); err != nil {
 					return nil, err
@@ -199,10 +204,7 @@ func (l *Lock) Unlock() error {
 		return err
 	}
 	fl.closeFile()
-	if l.ownsP {
-		os.Remove(l.path) // informational only: its fate never fails a release
-	}
-	err = os.Remove(lockFile(l.path))
+	err = l.removeFiles()
 	fl.Close()
 	// ENOENT, with the lock just checked to be ours: most likely a
 	// retransmitted REMOVE whose first reply was lost. The lock is gone.
@@ -212,6 +214,19 @@ func (l *Lock) Unlock() error {
 	l.forget()
 	l.log.WithFields(logrus.Fields{"path": l.path, "pid": l.rec.Pid, "host": l.rec.Host, "held": time.Since(l.acquired)}).Info("lock released")
 	return nil
+}
+
+// removeFiles removes the files of l, checked to be still ours: its mark,
+// P if the acquisition made it (their fate never fails a release), and
+// then P.nfs_lock, whose removal's error it returns. Called with l.mu held.
+func (l *Lock) removeFiles() error {
+	if l.marked {
+		syscall.Unlink(readersDir(l.path)) // never a directory: no shared holder got in while we held
+	}
+	if l.ownsP {
+		os.Remove(l.path)
+	}
+	return os.Remove(lockFile(l.path))
 }
 
 // openOwned flocks P.nfs_lock (see flockedLock) and verifies that it is

@@ -68,8 +68,8 @@ func TestTryLockUnlock(t *testing.T) {
 	if data, err := os.ReadFile(p); err != nil || !bytes.Equal(data, rec.Encode()) {
 		t.Errorf("P holds %q, %v; want the record", data, err)
 	}
-	if got := testutil.Names(t, filepath.Dir(p)); len(got) != 2 {
-		t.Errorf("while held the directory holds %q, want P and P.nfs_lock only", got)
+	if got := testutil.Names(t, filepath.Dir(p)); len(got) != 3 {
+		t.Errorf("while held the directory holds %q, want P, P.nfs_lock and the exclusive mark P.nfs_readers only", got)
 	}
 
 	_, err = TryLock(p)

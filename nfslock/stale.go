@@ -142,12 +142,14 @@ func removalError(p, doing string, fl *flockedLock, err error) error {
 	return fmt.Errorf("nfslock: %s: %s: removing %s: %w", p, doing, lockFile(p), err)
 }
 
-// removeLockFiles removes P if it is a holder record, and then P.nfs_lock,
-// in Core's order: the lock is the last thing to go.
+// removeLockFiles removes P if it is a holder record, and an exclusive
+// holder's mark (unlink never removes the shared holders' directory), and
+// then P.nfs_lock, in Core's order: the lock is the last thing to go.
 func removeLockFiles(p string) error {
 	if isRecordFile(p) {
 		os.Remove(p)
 	}
+	syscall.Unlink(readersDir(p))
 	return os.Remove(lockFile(p))
 }
 
