@@ -104,10 +104,7 @@ func (fsys *filesystem) lockAttr(p string, out *fuse.Attr) syscall.Errno {
 	h, err := nfslock.Inspect(p)
 	switch {
 	case err == nil:
-		out.FromStat(h.File.Sys().(*syscall.Stat_t))
-		out.Size = uint64(len(fsys.format.render(h)))
-		out.SetTimes(nil, &h.Since, nil)
-		fileAttr(out)
+		fsys.heldAttr(h, out)
 		return 0
 	case !errors.Is(err, nfslock.ErrNotLocked):
 		// Not a record (a symbolic link, a FIFO), or the backing store
@@ -127,6 +124,16 @@ func (fsys *filesystem) lockAttr(p string, out *fuse.Attr) syscall.Errno {
 	out.Size = 0
 	fileAttr(out)
 	return 0
+}
+
+// heldAttr fills out with how a lock that h holds looks: a regular file
+// with P.nfs_lock's mode and owner, the rendered record's length as size and
+// the time it was acquired as mtime.
+func (fsys *filesystem) heldAttr(h nfslock.Holder, out *fuse.Attr) {
+	out.FromStat(h.File.Sys().(*syscall.Stat_t))
+	out.Size = uint64(len(fsys.format.render(h)))
+	out.SetTimes(nil, &h.Since, nil)
+	fileAttr(out)
 }
 
 // lockAttrOfOpen is lockAttr for a file that is open, which the kernel

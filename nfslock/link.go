@@ -19,7 +19,8 @@ var linkFile = os.Link
 type attempt struct {
 	name     string
 	dev, ino uint64
-	mtime    time.Time // set by the server: in a lease directory, when the lease begins
+	mtime    time.Time   // set by the server: in a lease directory, when the lease begins
+	fi       os.FileInfo // its fstat once written
 }
 
 // writeAttempt creates an attempt file for p holding data. The file is
@@ -45,7 +46,7 @@ func writeAttempt(p string, data []byte) (attempt, error) {
 		return attempt{}, err
 	}
 	st := fi.Sys().(*syscall.Stat_t)
-	return attempt{name: name, dev: st.Dev, ino: st.Ino, mtime: fi.ModTime()}, nil
+	return attempt{name: name, dev: st.Dev, ino: st.Ino, mtime: fi.ModTime(), fi: fi}, nil
 }
 
 // linkTo links the attempt file to target and reports whether target is now

@@ -29,9 +29,11 @@ type Lock struct {
 
 	mu       sync.Mutex
 	rec      Record
-	data     []byte // rec as it is on disk in P.nfs_lock
-	dev, ino uint64 // P.nfs_lock's identity: release checks it is still ours
-	ownsP    bool   // P is our record's second name, to remove on release
+	data     []byte      // rec as it is on disk in P.nfs_lock
+	dev, ino uint64      // P.nfs_lock's identity: release checks it is still ours
+	file     os.FileInfo // P.nfs_lock's attributes when written (see Holder)
+	since    time.Time   // P.nfs_lock's modification time: when the lock was taken
+	ownsP    bool        // P is our record's second name, to remove on release
 	// marked: P.nfs_readers is a name of our record, which proves that no
 	// shared holder holds the lock (see shared.go); removed on release.
 	marked   bool
@@ -116,7 +118,7 @@ func tryAcquire(p string, rec Record, onStale func(Holder), exclusive bool) (*Lo
 		linked, err := a.linkTo(lockFile(p))
 		if linked {
 			ownsP, marked := a.becomeP(p, exclusive)
-			l := &Lock{path: p, rec: rec, data: data, dev: a.dev, ino: a.ino, ownsP: ownsP, marked: marked}
+			l := &Lock{path: p, rec: rec, data: data, dev: a.dev, ino: a.ino, file: a.fi, since: a.mtime, ownsP: ownsP, marked: marked}
 			if lease > 0 {
 				if err := l.startLease(lease, start, a.mtime); err != nil {
 					return nil, err
@@ -264,6 +266,19 @@ func (l *Lock) heldError() *HeldError {
 	return &HeldError{Path: l.path, Holder: Holder{Record: l.rec, Raw: l.data, Since: l.acquired, State: HolderAlive}}
 }
 
+// Holder describes the lock as Inspect would find it while it is ours,
+// from memory, with no I/O: its record, alive, held since the lock file's
+// modification time, and as File the lock file's attributes as the
+// acquisition (or the last record change) wrote it: its mode, owner and
+// size, but its link count and times from before it was linked. Lease is nil: in a lease directory, Inspect says when the
+// lease ends. Holder says nothing of whether the lock is still ours: see
+// Err, and Unlock.
+func (l *Lock) Holder() Holder {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return Holder{Record: l.rec, Raw: l.data, Since: l.since, File: l.file, State: HolderAlive}
+}
+
 // Path returns the lock's path, normalized (see NormalizePath).
 func (l *Lock) Path() string { return l.path }
 
@@ -360,7 +375,7 @@ func (l *Lock) replaceRecord(rec Record) error {
 	if haveCopy && rename(copyForP, l.path) != nil {
 		os.Remove(copyForP)
 	}
-	l.rec, l.data, l.dev, l.ino = rec, data, a.dev, a.ino
+	l.rec, l.data, l.dev, l.ino, l.file = rec, data, a.dev, a.ino, a.fi
 	return nil
 }
 

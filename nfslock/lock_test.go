@@ -481,3 +481,24 @@ func TestAcquireServesWaitersInOrder(t *testing.T) {
 		next++
 	}
 }
+
+// A held lock describes itself from memory as Inspect reads it from disk.
+func TestHolderOfHeldLockIsInspects(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "lock")
+	l, err := TryLock(p, WithMessage("from memory"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Unlock()
+	mem := l.Holder()
+	disk, err := Inspect(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if mem.Record != disk.Record || !bytes.Equal(mem.Raw, disk.Raw) || !mem.Since.Equal(disk.Since) || mem.State != disk.State {
+		t.Errorf("Holder: %+v\nInspect: %+v", mem, disk)
+	}
+	if ms, ds := mem.File.Sys().(*syscall.Stat_t), disk.File.Sys().(*syscall.Stat_t); ms.Ino != ds.Ino || ms.Mode != ds.Mode || ms.Uid != ds.Uid || ms.Size != ds.Size {
+		t.Errorf("Holder's file: %+v\nInspect's: %+v", ms, ds)
+	}
+}
