@@ -227,13 +227,7 @@ func (n *dirNode) Create(ctx context.Context, name string, flags, mode uint32, o
 	if errno != 0 {
 		return nil, nil, 0, errno
 	}
-	if h, ok := fh.(*holdHandle); ok && h.lock.LeaseDuration() == 0 {
-		// Just taken: the lock knows how it looks, with no read of the
-		// record and no judging of its holder.
-		n.fsys.heldAttr(h.lock.Holder(), &out.Attr)
-	} else {
-		n.fsys.lockAttrOfOpen(p, &out.Attr)
-	}
+	n.fsys.openAttr(p, fh, &out.Attr)
 	return n.child(ctx, name, syscall.S_IFREG), fh, fuse.FOPEN_DIRECT_IO, 0
 }
 

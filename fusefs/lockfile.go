@@ -77,8 +77,24 @@ func (fsys *filesystem) staleCleanup() nfslock.Option {
 }
 
 func (n *lockNode) Getattr(ctx context.Context, f fs.FileHandle, out *fuse.AttrOut) syscall.Errno {
-	n.fsys.lockAttrOfOpen(n.path, &out.Attr)
+	n.fsys.openAttr(n.path, f, &out.Attr)
 	return 0
+}
+
+// openAttr fills out for the lock at p as seen through the open file f: a
+// file that holds the lock describes the lock it holds from memory, as the
+// lock knows it (no read of the record, no judging of its holder: this is
+// the open's CREATE and the SETATTR of O_TRUNC, on every cycle); other
+// files show the lock as it is on disk (lockAttrOfOpen), and so does a
+// lock in a lease directory, whose lease's end is on disk. Reads render
+// the record on disk: a holder whose lock was broken and taken by another
+// sees the new holder there.
+func (fsys *filesystem) openAttr(p string, f fs.FileHandle, out *fuse.Attr) {
+	if h, ok := f.(*holdHandle); ok && h.lock.LeaseDuration() == 0 {
+		fsys.heldAttr(h.lock.Holder(), out)
+		return
+	}
+	fsys.lockAttrOfOpen(p, out)
 }
 
 // Setattr accepts what programs do to a file they open for writing and
@@ -92,7 +108,7 @@ func (n *lockNode) Setattr(ctx context.Context, f fs.FileHandle, in *fuse.SetAtt
 	if size, ok := in.GetSize(); ok && size != 0 {
 		return syscall.EINVAL
 	}
-	n.fsys.lockAttrOfOpen(n.path, &out.Attr)
+	n.fsys.openAttr(n.path, f, &out.Attr)
 	return 0
 }
 
