@@ -115,8 +115,14 @@ func (n *lockNode) Setattr(ctx context.Context, f fs.FileHandle, in *fuse.SetAtt
 // lockAttr fills out with how the lock at p looks now. Held: a regular file
 // with P.nfs_lock's mode and owner, the rendered record's length as size
 // and the time it was acquired as mtime. Free: the leftover file P with size
-// 0. No file at all: ENOENT.
+// 0. No file at all: ENOENT. A lock that an open file of this mount holds
+// is described from memory (see openAttr): the kernel looks the name up
+// at every open, also when the opener's previous close has yet to release it.
 func (fsys *filesystem) lockAttr(p string, out *fuse.Attr) syscall.Errno {
+	if held := fsys.holderOf(p); held != nil && held.lock.LeaseDuration() == 0 {
+		fsys.heldAttr(held.lock.Holder(), out)
+		return 0
+	}
 	h, err := nfslock.Inspect(p)
 	switch {
 	case err == nil:
