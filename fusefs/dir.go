@@ -156,14 +156,17 @@ func (n *dirNode) Readdir(ctx context.Context) (fs.DirStream, syscall.Errno) {
 	for _, e := range entries {
 		name := e.Name()
 		mode := uint32(syscall.S_IFREG)
-		if e.IsDir() {
+		if lock, ok := nfslock.ReaderLockName(name); ok {
+			if !e.IsDir() || !hasEntries(filepath.Join(n.path, name)) {
+				continue // no shared holder: an exclusive holder's mark, or an empty leftover
+			}
+			name = lock // held shared (only, if it has no P.nfs_lock)
+		} else if e.IsDir() {
 			mode = syscall.S_IFDIR
 		} else if e.Type()&os.ModeSymlink != 0 && linksToDir(filepath.Join(n.path, name)) {
 			mode = syscall.S_IFLNK
 		} else if lock, ok := strings.CutSuffix(name, nfslock.LockSuffix); ok {
 			name = lock
-		} else if lock, ok := nfslock.ReaderLockName(name); ok {
-			name = lock // held shared only
 		}
 		if name == "" || nfslock.IsHelperFile(name) {
 			continue
@@ -180,6 +183,17 @@ func (n *dirNode) Readdir(ctx context.Context) (fs.DirStream, syscall.Errno) {
 	})
 	list = slices.CompactFunc(list, func(a, b fuse.DirEntry) bool { return a.Name == b.Name })
 	return fs.NewListDirStream(list), 0
+}
+
+// hasEntries reports whether the directory dir has an entry.
+func hasEntries(dir string) bool {
+	f, err := os.Open(dir)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	names, _ := f.Readdirnames(1)
+	return len(names) > 0
 }
 
 func (n *dirNode) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
@@ -213,7 +227,7 @@ func (n *dirNode) Create(ctx context.Context, name string, flags, mode uint32, o
 	if errno != 0 {
 		return nil, nil, 0, errno
 	}
-	n.fsys.lockAttrOfOpen(p, &out.Attr)
+	n.fsys.openAttr(p, fh, &out.Attr)
 	return n.child(ctx, name, syscall.S_IFREG), fh, fuse.FOPEN_DIRECT_IO, 0
 }
 

@@ -77,8 +77,24 @@ func (fsys *filesystem) staleCleanup() nfslock.Option {
 }
 
 func (n *lockNode) Getattr(ctx context.Context, f fs.FileHandle, out *fuse.AttrOut) syscall.Errno {
-	n.fsys.lockAttrOfOpen(n.path, &out.Attr)
+	n.fsys.openAttr(n.path, f, &out.Attr)
 	return 0
+}
+
+// openAttr fills out for the lock at p as seen through the open file f: a
+// file that holds the lock describes the lock it holds from memory, as the
+// lock knows it (no read of the record, no judging of its holder: this is
+// the open's CREATE and the SETATTR of O_TRUNC, on every cycle); other
+// files show the lock as it is on disk (lockAttrOfOpen), and so does a
+// lock in a lease directory, whose lease's end is on disk. Reads render
+// the record on disk: a holder whose lock was broken and taken by another
+// sees the new holder there.
+func (fsys *filesystem) openAttr(p string, f fs.FileHandle, out *fuse.Attr) {
+	if h, ok := f.(*holdHandle); ok && h.lock.LeaseDuration() == 0 {
+		fsys.heldAttr(h.lock.Holder(), out)
+		return
+	}
+	fsys.lockAttrOfOpen(p, out)
 }
 
 // Setattr accepts what programs do to a file they open for writing and
@@ -92,22 +108,25 @@ func (n *lockNode) Setattr(ctx context.Context, f fs.FileHandle, in *fuse.SetAtt
 	if size, ok := in.GetSize(); ok && size != 0 {
 		return syscall.EINVAL
 	}
-	n.fsys.lockAttrOfOpen(n.path, &out.Attr)
+	n.fsys.openAttr(n.path, f, &out.Attr)
 	return 0
 }
 
 // lockAttr fills out with how the lock at p looks now. Held: a regular file
 // with P.nfs_lock's mode and owner, the rendered record's length as size
 // and the time it was acquired as mtime. Free: the leftover file P with size
-// 0. No file at all: ENOENT.
+// 0. No file at all: ENOENT. A lock that an open file of this mount holds
+// is described from memory (see openAttr): the kernel looks the name up
+// at every open, also when the opener's previous close has yet to release it.
 func (fsys *filesystem) lockAttr(p string, out *fuse.Attr) syscall.Errno {
+	if held := fsys.holderOf(p); held != nil && held.lock.LeaseDuration() == 0 {
+		fsys.heldAttr(held.lock.Holder(), out)
+		return 0
+	}
 	h, err := nfslock.Inspect(p)
 	switch {
 	case err == nil:
-		out.FromStat(h.File.Sys().(*syscall.Stat_t))
-		out.Size = uint64(len(fsys.format.render(h)))
-		out.SetTimes(nil, &h.Since, nil)
-		fileAttr(out)
+		fsys.heldAttr(h, out)
 		return 0
 	case !errors.Is(err, nfslock.ErrNotLocked):
 		// Not a record (a symbolic link, a FIFO), or the backing store
@@ -127,6 +146,16 @@ func (fsys *filesystem) lockAttr(p string, out *fuse.Attr) syscall.Errno {
 	out.Size = 0
 	fileAttr(out)
 	return 0
+}
+
+// heldAttr fills out with how a lock that h holds looks: a regular file
+// with P.nfs_lock's mode and owner, the rendered record's length as size and
+// the time it was acquired as mtime.
+func (fsys *filesystem) heldAttr(h nfslock.Holder, out *fuse.Attr) {
+	out.FromStat(h.File.Sys().(*syscall.Stat_t))
+	out.Size = uint64(len(fsys.format.render(h)))
+	out.SetTimes(nil, &h.Since, nil)
+	fileAttr(out)
 }
 
 // lockAttrOfOpen is lockAttr for a file that is open, which the kernel

@@ -25,7 +25,10 @@ const ownCloseGrace = 500 * time.Millisecond
 // is a new process that reuses the pid of a holder that exited (the record's
 // start time tells them apart).
 //
-// A process that has a descriptor of the file open is answered at once.
+// A process that closed one of the holding file's descriptors within
+// closeWindow first waits up to releaseGrace for its RELEASE (see
+// awaitRelease). A process that has a descriptor of the file open is then
+// answered at once.
 // One that has none and has closed one of the holding file's descriptors
 // does not hold it: the RELEASE is on its way (it can take longer than any
 // grace on a slow server), or a copy in another process (a forked child)
@@ -39,6 +42,15 @@ func (fsys *filesystem) callerHolds(path string, c caller) bool {
 	h := fsys.holderOf(path)
 	if h == nil || c.pid == 0 || h.owner.pid != c.pid {
 		return false
+	}
+	// Most often the process has just closed it and reopens it: its
+	// RELEASE comes in a moment, and then there is nothing to look up in
+	// /proc (the descriptors of the caller, one readlink each).
+	h.awaitRelease()
+	select {
+	case <-h.released:
+		return false
+	default:
 	}
 	if !hasOpen(c.pid, fsys.mountPath(path)) {
 		if h.closedAt.Load() != 0 {

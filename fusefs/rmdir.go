@@ -54,7 +54,14 @@ func (fsys *filesystem) removeGarbage(dir string) (kept []string, onlyHelpers bo
 	for _, e := range entries {
 		name := e.Name()
 		info, err := e.Info()
-		if err == nil && nfslock.IsGarbage(name, info.ModTime(), now) {
+		if _, ok := nfslock.ReaderLockName(name); ok {
+			// The shared holders' directory, empty but for a reader
+			// getting in (which then makes it again), or an exclusive
+			// holder's mark (see nfslock's shared.go): neither is needed.
+			if err := os.Remove(filepath.Join(dir, name)); err == nil || os.IsNotExist(err) {
+				continue
+			}
+		} else if err == nil && nfslock.IsGarbage(name, info.ModTime(), now) {
 			if err := os.Remove(filepath.Join(dir, name)); err == nil || os.IsNotExist(err) {
 				fsys.log.WithField("path", filepath.Join(dir, name)).Info("rmdir: removed an attempt file left by an acquirer that died")
 				continue
@@ -72,6 +79,8 @@ func whyKept(name string) string {
 		return "an acquisition is under way (attempt files are garbage after five minutes)"
 	case strings.HasSuffix(name, nfslock.LockSuffix):
 		return "a held lock, named with a trailing slash by an older tool"
+	case strings.HasSuffix(name, nfslock.ReadersDirSuffix):
+		return "shared holders hold a lock"
 	}
 	return "a file removed on an NFS client that still has it open"
 }

@@ -38,8 +38,8 @@ func TestCLIRefusesPathsThatAreNoLock(t *testing.T) {
 		}
 	}
 	assertHeldBy(t, dir, "x", h.pid)
-	if names := strings.Join(testutil.Names(t, dir), " "); names != "x x.nfs_lock" {
-		t.Errorf("files in the lock directory: %s; want x x.nfs_lock", names)
+	if names := strings.Join(testutil.Names(t, dir), " "); names != "x x.nfs_lock x.nfs_readers" {
+		t.Errorf("files in the lock directory: %s; want x x.nfs_lock x.nfs_readers (the exclusive holder's mark)", names)
 	}
 }
 

@@ -34,7 +34,7 @@ import (
 // A lock that shared holders hold (AcquireShared) is acquired once they have
 // all released it; meanwhile new shared holders wait behind this Acquire.
 func Acquire(ctx context.Context, path string, opts ...Option) (*Lock, error) {
-	l, err := acquireGate(ctx, path, opts...)
+	l, err := acquireGate(ctx, path, true, opts...)
 	if err != nil {
 		return nil, err
 	}
@@ -45,8 +45,9 @@ func Acquire(ctx context.Context, path string, opts ...Option) (*Lock, error) {
 }
 
 // acquireGate is Acquire without regard to shared holders: P.nfs_lock
-// alone, as a reader takes it for a moment (see shared.go).
-func acquireGate(ctx context.Context, path string, opts ...Option) (*Lock, error) {
+// alone, as a reader takes it for a moment (see shared.go). An exclusive
+// one tries to mark the lock as such (see becomeP).
+func acquireGate(ctx context.Context, path string, exclusive bool, opts ...Option) (*Lock, error) {
 	path, err := NormalizePath(path)
 	if err != nil {
 		return nil, err
@@ -63,7 +64,7 @@ func acquireGate(ctx context.Context, path string, opts ...Option) (*Lock, error
 		// It waits without polling: say so, since nothing else will.
 		o.log.WithFields(logrus.Fields{"path": path, "ahead": ahead}).Debug("queued for lock behind this process")
 	}
-	l, err := w.acquire(ctx, path, rec, o)
+	l, err := w.acquire(ctx, path, rec, o, exclusive)
 	if err != nil {
 		return nil, err
 	}
@@ -71,7 +72,7 @@ func acquireGate(ctx context.Context, path string, opts ...Option) (*Lock, error
 	return l, nil
 }
 
-func (w *waiter) acquire(ctx context.Context, p string, rec Record, o *options) (*Lock, error) {
+func (w *waiter) acquire(ctx context.Context, p string, rec Record, o *options, exclusive bool) (*Lock, error) {
 	var (
 		watch   *releaseWatch
 		poll    backoff
@@ -91,7 +92,7 @@ func (w *waiter) acquire(ctx context.Context, p string, rec Record, o *options) 
 			}
 			continue
 		}
-		l, err := tryAcquire(p, rec, o.onStale)
+		l, err := tryAcquire(p, rec, o.onStale, exclusive)
 		if err == nil {
 			return l, nil
 		}

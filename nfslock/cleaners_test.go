@@ -97,8 +97,8 @@ func racingCleanersRound(ctx context.Context, t *testing.T, procs int) {
 	if copyData, err := os.ReadFile(p); err != nil || string(copyData) != string(lockData) {
 		t.Errorf("P holds %q, %v; want the record %q", copyData, err, lockData)
 	}
-	if got := testutil.Names(t, dir); !slices.Equal(got, []string{"lock", "lock.nfs_lock"}) {
-		t.Errorf("while held the directory holds %q, want P and P.nfs_lock only", got)
+	if got := testutil.Names(t, dir); !slices.Equal(got, []string{"lock", "lock.nfs_lock", "lock.nfs_readers"}) {
+		t.Errorf("while held the directory holds %q, want P, P.nfs_lock and the exclusive mark only", got)
 	}
 
 	waitAll(t, children...) // the winner releases the lock as it exits

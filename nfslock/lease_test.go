@@ -203,7 +203,7 @@ func TestExpiredLeaseIsBroken(t *testing.T) {
 	if l.Token() <= token {
 		t.Errorf("token after a break: %d, want more than %d", l.Token(), token)
 	}
-	if names := testutil.Names(t, filepath.Dir(p)); len(names) != 4 { // lease file, P, P.nfs_lock, token file
+	if names := testutil.Names(t, filepath.Dir(p)); len(names) != 5 { // lease file, P, P.nfs_lock, the exclusive mark, token file
 		t.Errorf("left in the directory: %q", names)
 	}
 }
@@ -338,7 +338,7 @@ func tryLockOnce(p string) (*Lock, error) {
 	if err != nil {
 		return nil, err
 	}
-	l, err := tryAcquire(p, rec, o.onStale)
+	l, err := tryAcquire(p, rec, o.onStale, true)
 	if err != nil {
 		return nil, err
 	}

@@ -19,7 +19,8 @@ var linkFile = os.Link
 type attempt struct {
 	name     string
 	dev, ino uint64
-	mtime    time.Time // set by the server: in a lease directory, when the lease begins
+	mtime    time.Time   // set by the server: in a lease directory, when the lease begins
+	fi       os.FileInfo // its fstat once written
 }
 
 // writeAttempt creates an attempt file for p holding data. The file is
@@ -45,7 +46,7 @@ func writeAttempt(p string, data []byte) (attempt, error) {
 		return attempt{}, err
 	}
 	st := fi.Sys().(*syscall.Stat_t)
-	return attempt{name: name, dev: st.Dev, ino: st.Ino, mtime: fi.ModTime()}, nil
+	return attempt{name: name, dev: st.Dev, ino: st.Ino, mtime: fi.ModTime(), fi: fi}, nil
 }
 
 // linkTo links the attempt file to target and reports whether target is now
@@ -78,23 +79,32 @@ func (a attempt) linkTo(target string) (bool, error) {
 }
 
 // becomeP gives the record of a freshly taken lock a second name, P, as Core
-// v1 does, so that readers of P see the holder, and removes the attempt
+// v1 does, so that readers of P see the holder, and gets rid of the attempt
 // name. P is created only where nothing of value stands: absent, or a
 // leftover record (of a crashed holder, or Core v2's copy). A P holding
 // anything else (data, a directory, a symbolic link) is left alone, so that
 // locking a path never destroys it. It reports whether P is now the record.
-func (a attempt) becomeP(p string) bool {
+//
+// For an exclusive acquisition the attempt name is renamed to
+// P.nfs_readers instead of removed: that succeeds only if no shared holder
+// has its directory there (see shared.go), and reports it as marked.
+func (a attempt) becomeP(p string, exclusive bool) (ownsP, marked bool) {
 	err := os.Link(a.name, p)
 	if err == nil {
-		os.Remove(a.name)
-		return true
+		ownsP = true
+	} else {
+		ownsP = errors.Is(err, os.ErrExist) && isRecordFile(p) && rename(a.name, p) == nil
 	}
-	ours := errors.Is(err, os.ErrExist) && isRecordFile(p) && rename(a.name, p) == nil
-	// After a lost LINK reply P may already be the attempt file, and a
-	// rename between two names of one file removes neither: remove the
-	// attempt name in every case.
-	os.Remove(a.name)
-	return ours
+	if exclusive {
+		marked = rename(a.name, readersDir(p)) == nil
+	}
+	if !marked {
+		// After a lost LINK reply P may already be the attempt file, and a
+		// rename between two names of one file removes neither: remove the
+		// attempt name in every case.
+		os.Remove(a.name)
+	}
+	return ownsP, marked
 }
 
 // rename is rename(2). os.Rename first lstats the new name to refuse a

@@ -29,9 +29,14 @@ type Lock struct {
 
 	mu       sync.Mutex
 	rec      Record
-	data     []byte // rec as it is on disk in P.nfs_lock
-	dev, ino uint64 // P.nfs_lock's identity: release checks it is still ours
-	ownsP    bool   // P is our record's second name, to remove on release
+	data     []byte      // rec as it is on disk in P.nfs_lock
+	dev, ino uint64      // P.nfs_lock's identity: release checks it is still ours
+	file     os.FileInfo // P.nfs_lock's attributes when written (see Holder)
+	since    time.Time   // P.nfs_lock's modification time: when the lock was taken
+	ownsP    bool        // P is our record's second name, to remove on release
+	// marked: P.nfs_readers is a name of our record, which proves that no
+	// shared holder holds the lock (see shared.go); removed on release.
+	marked   bool
 	released bool
 
 	lease *heldLease // nil outside a lease directory (see LeaseFile)
@@ -48,7 +53,7 @@ type Lock struct {
 // A lock that shared holders hold (TryLockShared) is held too: the error
 // names one of them.
 func TryLock(path string, opts ...Option) (*Lock, error) {
-	l, err := tryLockGate(path, opts...)
+	l, err := tryLockGate(path, true, opts...)
 	if err != nil {
 		return nil, err
 	}
@@ -59,8 +64,9 @@ func TryLock(path string, opts ...Option) (*Lock, error) {
 }
 
 // tryLockGate is TryLock without regard to shared holders: P.nfs_lock
-// alone, as a reader takes it for a moment (see shared.go).
-func tryLockGate(path string, opts ...Option) (*Lock, error) {
+// alone, as a reader takes it for a moment (see shared.go). An exclusive
+// one tries to mark the lock as such (see becomeP).
+func tryLockGate(path string, exclusive bool, opts ...Option) (*Lock, error) {
 	path, err := NormalizePath(path)
 	if err != nil {
 		return nil, err
@@ -76,7 +82,7 @@ func tryLockGate(path string, opts ...Option) (*Lock, error) {
 	if err != nil {
 		return nil, err
 	}
-	l, err := tryAcquire(path, rec, o.onStale)
+	l, err := tryAcquire(path, rec, o.onStale, exclusive)
 	if err != nil {
 		return nil, err
 	}
@@ -87,8 +93,9 @@ func tryLockGate(path string, opts ...Option) (*Lock, error) {
 // tryAcquire makes one attempt to take the lock at p for rec: the
 // protocol's steps (docs/design.md, "Acquiring"), with the held-lock check moved after the link, so that a free
 // lock costs no read. A stale lock is cleaned up and the attempt repeated
-// once; onStale is told of it. p is normalized.
-func tryAcquire(p string, rec Record, onStale func(Holder)) (*Lock, error) {
+// once; onStale is told of it. An exclusive attempt tries to mark the lock
+// as exclusive (see becomeP). p is normalized.
+func tryAcquire(p string, rec Record, onStale func(Holder), exclusive bool) (*Lock, error) {
 	if err := checkName(p); err != nil {
 		return nil, err
 	}
@@ -110,8 +117,8 @@ func tryAcquire(p string, rec Record, onStale func(Holder)) (*Lock, error) {
 		}
 		linked, err := a.linkTo(lockFile(p))
 		if linked {
-			ownsP := a.becomeP(p)
-			l := &Lock{path: p, rec: rec, data: data, dev: a.dev, ino: a.ino, ownsP: ownsP}
+			ownsP, marked := a.becomeP(p, exclusive)
+			l := &Lock{path: p, rec: rec, data: data, dev: a.dev, ino: a.ino, file: a.fi, since: a.mtime, ownsP: ownsP, marked: marked}
 			if lease > 0 {
 				if err := l.startLease(lease, start, a.mtime); err != nil {
 					return nil, err
@@ -198,10 +205,8 @@ func (l *Lock) Unlock() error {
 		}
 		return err
 	}
-	if l.ownsP {
-		os.Remove(l.path) // informational only: its fate never fails a release
-	}
-	err = os.Remove(lockFile(l.path))
+	fl.closeFile()
+	err = l.removeFiles()
 	fl.Close()
 	// ENOENT, with the lock just checked to be ours: most likely a
 	// retransmitted REMOVE whose first reply was lost. The lock is gone.
@@ -211,6 +216,19 @@ func (l *Lock) Unlock() error {
 	l.forget()
 	l.log.WithFields(logrus.Fields{"path": l.path, "pid": l.rec.Pid, "host": l.rec.Host, "held": time.Since(l.acquired)}).Info("lock released")
 	return nil
+}
+
+// removeFiles removes the files of l, checked to be still ours: its mark,
+// P if the acquisition made it (their fate never fails a release), and
+// then P.nfs_lock, whose removal's error it returns. Called with l.mu held.
+func (l *Lock) removeFiles() error {
+	if l.marked {
+		syscall.Unlink(readersDir(l.path)) // never a directory: no shared holder got in while we held
+	}
+	if l.ownsP {
+		os.Remove(l.path)
+	}
+	return os.Remove(lockFile(l.path))
 }
 
 // openOwned flocks P.nfs_lock (see flockedLock) and verifies that it is
@@ -246,6 +264,19 @@ func (l *Lock) heldError() *HeldError {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return &HeldError{Path: l.path, Holder: Holder{Record: l.rec, Raw: l.data, Since: l.acquired, State: HolderAlive}}
+}
+
+// Holder describes the lock as Inspect would find it while it is ours,
+// from memory, with no I/O: its record, alive, held since the lock file's
+// modification time, and as File the lock file's attributes as the
+// acquisition (or the last record change) wrote it: its mode, owner and
+// size, but its link count and times from before it was linked. Lease is nil: in a lease directory, Inspect says when the
+// lease ends. Holder says nothing of whether the lock is still ours: see
+// Err, and Unlock.
+func (l *Lock) Holder() Holder {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return Holder{Record: l.rec, Raw: l.data, Since: l.since, File: l.file, State: HolderAlive}
 }
 
 // Path returns the lock's path, normalized (see NormalizePath).
@@ -344,7 +375,7 @@ func (l *Lock) replaceRecord(rec Record) error {
 	if haveCopy && rename(copyForP, l.path) != nil {
 		os.Remove(copyForP)
 	}
-	l.rec, l.data, l.dev, l.ino = rec, data, a.dev, a.ino
+	l.rec, l.data, l.dev, l.ino, l.file = rec, data, a.dev, a.ino, a.fi
 	return nil
 }
 

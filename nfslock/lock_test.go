@@ -68,8 +68,8 @@ func TestTryLockUnlock(t *testing.T) {
 	if data, err := os.ReadFile(p); err != nil || !bytes.Equal(data, rec.Encode()) {
 		t.Errorf("P holds %q, %v; want the record", data, err)
 	}
-	if got := testutil.Names(t, filepath.Dir(p)); len(got) != 2 {
-		t.Errorf("while held the directory holds %q, want P and P.nfs_lock only", got)
+	if got := testutil.Names(t, filepath.Dir(p)); len(got) != 3 {
+		t.Errorf("while held the directory holds %q, want P, P.nfs_lock and the exclusive mark P.nfs_readers only", got)
 	}
 
 	_, err = TryLock(p)
@@ -479,5 +479,26 @@ func TestAcquireServesWaitersInOrder(t *testing.T) {
 			t.Fatalf("waiter %d got the lock in turn %d", i, next)
 		}
 		next++
+	}
+}
+
+// A held lock describes itself from memory as Inspect reads it from disk.
+func TestHolderOfHeldLockIsInspects(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "lock")
+	l, err := TryLock(p, WithMessage("from memory"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Unlock()
+	mem := l.Holder()
+	disk, err := Inspect(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if mem.Record != disk.Record || !bytes.Equal(mem.Raw, disk.Raw) || !mem.Since.Equal(disk.Since) || mem.State != disk.State {
+		t.Errorf("Holder: %+v\nInspect: %+v", mem, disk)
+	}
+	if ms, ds := mem.File.Sys().(*syscall.Stat_t), disk.File.Sys().(*syscall.Stat_t); ms.Ino != ds.Ino || ms.Mode != ds.Mode || ms.Uid != ds.Uid || ms.Size != ds.Size {
+		t.Errorf("Holder's file: %+v\nInspect's: %+v", ms, ds)
 	}
 }

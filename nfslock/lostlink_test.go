@@ -36,8 +36,8 @@ func linkError(oldname, newname string, errno syscall.Errno) error {
 }
 
 // heldFiles are the names in a lock's directory while it is held: P and
-// P.nfs_lock, and no attempt file.
-var heldFiles = []string{"lock", "lock.nfs_lock"}
+// P.nfs_lock, the exclusive mark, and no attempt file.
+var heldFiles = []string{"lock", "lock.nfs_lock", "lock.nfs_readers"}
 
 func TestLostLinkReply(t *testing.T) {
 	for _, errno := range []syscall.Errno{syscall.EEXIST, syscall.EIO} {

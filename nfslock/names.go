@@ -51,11 +51,11 @@ func isAttemptFileOf(name, base string) bool {
 
 // IsHelperFile reports whether the base name is one of the protocol's files
 // rather than a lock name: P.nfs_lock, an attempt file, the files of
-// leases (LeaseFile, TokenSuffix, ClaimSuffix), a shared holder's reader
-// file (ReaderSuffix), or an NFS client's
-// silly-renamed file (.nfsXXXX...).
+// leases (LeaseFile, TokenSuffix, ClaimSuffix), the directory of a lock's
+// shared holders (ReadersDirSuffix) or a reader file in it (ReaderSuffix),
+// or an NFS client's silly-renamed file (.nfsXXXX...).
 func IsHelperFile(name string) bool {
-	if strings.HasSuffix(name, LockSuffix) || isLeaseHelper(name) || isReaderFile(name) {
+	if strings.HasSuffix(name, LockSuffix) || strings.HasSuffix(name, ReadersDirSuffix) || isLeaseHelper(name) || isReaderFile(name) {
 		return true
 	}
 	if stem, ok := strings.CutSuffix(name, AttemptSuffix); ok && len(stem) > 33 && stem[len(stem)-33] == '.' {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"syscall"
 	"testing"
 	"time"
@@ -50,8 +51,8 @@ func TestInvalidLockPathsAreRefused(t *testing.T) {
 	if rec, err := ReadRecord("x"); err != nil || rec != held.Record() {
 		t.Errorf("lock x after the attempts: %+v, %v; want still held by %+v", rec, err, held.Record())
 	}
-	if names := testutil.Names(t, dir); len(names) != 2 || names[0] != "x" || names[1] != "x"+LockSuffix {
-		t.Errorf("files: %q; want only x and x%s", names, LockSuffix)
+	if names := testutil.Names(t, dir); !slices.Equal(names, []string{"x", "x" + LockSuffix, "x" + ReadersDirSuffix}) {
+		t.Errorf("files: %q; want only x, x%s and the exclusive mark x%s", names, LockSuffix, ReadersDirSuffix)
 	}
 }
 

@@ -6,7 +6,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"os"
 	"sync"
 	"syscall"
 	"time"
@@ -203,10 +202,8 @@ func (l *Lock) giveBack() {
 		return
 	}
 	defer fl.Close()
-	if l.ownsP {
-		os.Remove(l.path)
-	}
-	os.Remove(lockFile(l.path))
+	fl.closeFile()
+	l.removeFiles()
 }
 
 // leaseErr is the error of a call on a Lock whose lease has ended.

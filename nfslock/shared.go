@@ -21,22 +21,33 @@ import (
 
 // Shared locks (docs/design.md, "Shared locks"): a shared holder, a reader,
 // takes P.nfs_lock for a moment (the gate), writes its record as
-// P.<32 hex>.nfs_reader, and lets the gate go; it holds the shared lock
-// while that file exists. Every exclusive acquisition of this package takes
-// P.nfs_lock and then waits until no live reader file is left, so readers
-// and writers exclude each other, and a writer waiting for readers keeps
-// new readers out. Core's processes see only P.nfs_lock: they exclude our
-// writers, not our readers.
+// P.nfs_readers/P.<32 hex>.nfs_reader, and lets the gate go; it holds the
+// shared lock while that file exists. Every exclusive acquisition of this
+// package takes P.nfs_lock and then renames its attempt file to
+// P.nfs_readers: the server refuses that while P.nfs_readers is a
+// directory, and only then does the writer list it and wait until no live
+// reader file is left. So readers and writers exclude each other, and a
+// writer waiting for readers keeps new readers out. Core's processes see
+// only P.nfs_lock: they exclude our writers, not our readers.
 
 // ReaderSuffix ends the name of a shared holder's reader file,
-// P.<32 hex>.nfs_reader, which holds its record.
+// P.<32 hex>.nfs_reader in the directory P.nfs_readers, which holds its
+// record.
 const ReaderSuffix = ".nfs_reader"
+
+// ReadersDirSuffix ends the name of the directory of a lock's shared
+// holders, P.nfs_readers. While no shared holder holds the lock it is
+// absent, or a file: an exclusive holder's mark (see becomeP).
+const ReadersDirSuffix = ".nfs_readers"
+
+// readersDir returns P.nfs_readers for the lock path p.
+func readersDir(p string) string { return p + ReadersDirSuffix }
 
 // readerFile returns a fresh reader file name for the lock path p.
 func readerFile(p string) string {
 	var b [16]byte
 	rand.Read(b[:])
-	return p + "." + hex.EncodeToString(b[:]) + ReaderSuffix
+	return filepath.Join(readersDir(p), filepath.Base(p)+"."+hex.EncodeToString(b[:])+ReaderSuffix)
 }
 
 // isReaderFileOf reports whether name is a reader file of the lock whose
@@ -73,7 +84,7 @@ type SharedLock struct {
 // matches ErrLocked, a *HeldError naming the exclusive holder. Other errors
 // are failures of the filesystem, naming the path.
 func TryLockShared(path string, opts ...Option) (*SharedLock, error) {
-	gate, err := tryLockGate(path, opts...)
+	gate, err := tryLockGate(path, false, opts...)
 	if err != nil {
 		return nil, err
 	}
@@ -85,7 +96,7 @@ func TryLockShared(path string, opts ...Option) (*SharedLock, error) {
 // until ctx ends or a permanent error; its errors are Acquire's.
 func AcquireShared(ctx context.Context, path string, opts ...Option) (*SharedLock, error) {
 	start := time.Now()
-	gate, err := acquireGate(ctx, path, opts...)
+	gate, err := acquireGate(ctx, path, false, opts...)
 	if err != nil {
 		return nil, err
 	}
@@ -101,7 +112,7 @@ func (gate *Lock) admitReader(waited time.Duration) (*SharedLock, error) {
 	s := &SharedLock{path: p, name: readerFile(p), rec: rec, data: data, log: log}
 	a, err := writeAttempt(p, data)
 	if err == nil {
-		if err = rename(a.name, s.name); err != nil {
+		if err = registerReader(p, a.name, s.name); err != nil {
 			os.Remove(a.name)
 		}
 	}
@@ -119,6 +130,29 @@ func (gate *Lock) admitReader(waited time.Duration) (*SharedLock, error) {
 	s.register(true)
 	log.WithFields(logrus.Fields{"path": p, "pid": rec.Pid, "host": rec.Host, "waited": waited}).Info("shared lock acquired")
 	return s, nil
+}
+
+// registerReader renames the attempt file to the reader file name, in the
+// directory P.nfs_readers, making that directory first if it is missing or
+// is a former exclusive holder's mark. The caller holds the gate, so no
+// writer holds the lock and every mark there is a leftover. The server
+// refuses a rename into a directory that is gone (the last reader of
+// another host removed it meanwhile): then it is made again.
+func registerReader(p, attemptName, name string) error {
+	dir := readersDir(p)
+	var err error
+	for range 3 {
+		if err = rename(attemptName, name); err == nil || !errors.Is(err, syscall.ENOENT) && !errors.Is(err, syscall.ENOTDIR) {
+			return err
+		}
+		if errors.Is(err, syscall.ENOTDIR) {
+			syscall.Unlink(dir) // a mark left by an exclusive holder that died
+		}
+		if merr := os.Mkdir(dir, 0o777); merr != nil && !errors.Is(merr, os.ErrExist) {
+			return merr
+		}
+	}
+	return err
 }
 
 // Path returns the lock's path, normalized.
@@ -146,6 +180,9 @@ func (s *SharedLock) Unlock() error {
 	if err != nil {
 		return err
 	}
+	// The last one out removes the directory, so that the next writer
+	// finds it absent; a reader getting in meanwhile makes it again.
+	syscall.Rmdir(readersDir(s.path))
 	s.released = true
 	s.register(false)
 	if !removed {
@@ -232,10 +269,16 @@ func eachReader(path, doing string, fn func(name string, h Holder) error) error 
 	if err != nil {
 		return err
 	}
-	dir, base := filepath.Split(p)
+	// Fresh as the lock's directory is when opened: a reader of another
+	// host may have made P.nfs_readers since this host looked it up.
+	revalidateDir(filepath.Dir(p))
+	dir, base := readersDir(p), filepath.Base(p)
 	entries, err := os.ReadDir(dir)
+	if errors.Is(err, os.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
+		return nil // none, or an exclusive holder's mark
+	}
 	if err != nil {
-		return dirError(p, "listing shared holders in directory", err)
+		return fmt.Errorf("nfslock: %s: listing shared holders in %s: %w", p, dir, err)
 	}
 	for _, e := range entries {
 		if !isReaderFileOf(e.Name(), base) {
@@ -285,10 +328,17 @@ func readReaderFile(name string) (Holder, error) {
 // left, or until ctx ends; unless wait, it does not wait. If shared holders
 // remain (or they cannot be listed), it releases l and returns an error
 // matching ErrLocked that names one of them, and ctx's error if it ended.
+// A lock marked at its acquisition (see becomeP) has none, and costs nothing.
 func (l *Lock) excludeReaders(ctx context.Context, wait bool) error {
+	l.mu.Lock()
+	marked := l.marked
+	l.mu.Unlock()
+	if marked {
+		return nil
+	}
 	var poll backoff
 	for {
-		readers, err := Readers(l.path)
+		readers, err := l.readersLeft()
 		if err == nil && len(readers) == 0 {
 			return nil
 		}
@@ -317,13 +367,29 @@ func (l *Lock) excludeReaders(ctx context.Context, wait bool) error {
 	}
 }
 
-// ReaderLockName returns the lock name whose reader file is the base name
-// name, if name is one.
-func ReaderLockName(name string) (string, bool) {
-	if !isReaderFile(name) {
-		return "", false
+// readersLeft lists the shared holders of l, whose mark was refused:
+// P.nfs_readers was, or looked like, a directory. Its mkdir first asks the
+// server, whatever this host's cache of names says: a listing of a name
+// cached as absent would find no one. A directory found empty is removed,
+// so that the next writer's mark succeeds; l holds P.nfs_lock, so no
+// reader can get in meanwhile.
+func (l *Lock) readersLeft() ([]Holder, error) {
+	dir := readersDir(l.path)
+	if err := os.Mkdir(dir, 0o777); err != nil && !errors.Is(err, os.ErrExist) {
+		return nil, fmt.Errorf("nfslock: %s: looking for shared holders in %s: %w", l.path, dir, err)
 	}
-	return name[:len(name)-len(ReaderSuffix)-33], true
+	readers, err := Readers(l.path)
+	if err == nil && len(readers) == 0 {
+		syscall.Rmdir(dir)
+	}
+	return readers, err
+}
+
+// ReaderLockName returns the lock name whose shared holders' directory
+// (P.nfs_readers) is the base name name, if name is one.
+func ReaderLockName(name string) (string, bool) {
+	lock, ok := strings.CutSuffix(name, ReadersDirSuffix)
+	return lock, ok && lock != ""
 }
 
 // refuseReaders is excludeReaders without waiting, for TryLock.

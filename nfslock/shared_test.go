@@ -159,7 +159,10 @@ func TestWaiterCleansDeadReadersForRemoteWriter(t *testing.T) {
 		got <- err
 	}()
 	readerLeft := func() bool {
-		entries, _ := os.ReadDir(filepath.Dir(p))
+		entries, err := os.ReadDir(readersDir(p))
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			t.Fatal(err)
+		}
 		for _, e := range entries {
 			if isReaderFile(e.Name()) {
 				return true
@@ -181,12 +184,13 @@ func TestWaiterCleansDeadReadersForRemoteWriter(t *testing.T) {
 }
 
 func TestReaderFilesAreHelperFiles(t *testing.T) {
-	name := filepath.Base(readerFile("/d/lock"))
-	if !IsHelperFile(name) {
-		t.Errorf("IsHelperFile(%q) = false", name)
-	}
-	if _, err := TryLock(filepath.Join(t.TempDir(), name)); err == nil {
-		t.Errorf("a reader file's name was accepted as a lock name")
+	for _, name := range []string{filepath.Base(readerFile("/d/lock")), filepath.Base(readersDir("/d/lock"))} {
+		if !IsHelperFile(name) {
+			t.Errorf("IsHelperFile(%q) = false", name)
+		}
+		if _, err := TryLock(filepath.Join(t.TempDir(), name)); err == nil {
+			t.Errorf("%s was accepted as a lock name", name)
+		}
 	}
 }
 
@@ -252,4 +256,60 @@ func TestBreakShared(t *testing.T) {
 	if err := r1.Unlock(); !errors.Is(err, ErrNotLocked) {
 		t.Errorf("Unlock of a broken shared lock: %v, want ErrNotLocked", err)
 	}
+}
+
+// An exclusive holder marks the lock by renaming its attempt file to
+// P.nfs_readers, which the server refuses while shared holders have their
+// directory there; what a dead holder leaves there is cleaned up by the
+// next holder of either kind.
+func TestExclusiveMarkAndLeftovers(t *testing.T) {
+	p := lockIn(t)
+	l, err := TryLock(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Lstat(readersDir(p)); err != nil || !fi.Mode().IsRegular() || !l.marked {
+		t.Fatalf("P.nfs_readers while held exclusively: %v, %v (marked %v); want the mark, a file", fi, err, l.marked)
+	}
+	l.Unlock()
+
+	// A mark left by a holder that died: a reader replaces it with its directory.
+	if err := os.WriteFile(readersDir(p), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s, err := TryLockShared(p)
+	if err != nil {
+		t.Fatalf("TryLockShared over a leftover mark: %v", err)
+	}
+	if fi, err := os.Lstat(s.name); err != nil || filepath.Dir(s.name) != readersDir(p) {
+		t.Fatalf("reader file %s: %v, %v; want it in %s", s.name, fi, err, readersDir(p))
+	}
+	if _, err := TryLock(p); !errors.Is(err, ErrLocked) {
+		t.Fatalf("TryLock with a shared holder: %v, want ErrLocked", err)
+	}
+	s.Unlock()
+	if _, err := os.Lstat(readersDir(p)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the last shared holder left its directory: %v", err)
+	}
+
+	// An empty directory left by a reader that died: the next writer,
+	// refused its mark, finds no one, removes the directory and holds.
+	if err := os.Mkdir(readersDir(p), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	l, err = TryLock(p)
+	if err != nil {
+		t.Fatalf("TryLock over an empty leftover directory: %v", err)
+	}
+	if l.marked {
+		t.Error("marked over a directory")
+	}
+	l.Unlock()
+	if entries, _ := os.ReadDir(filepath.Dir(p)); len(entries) != 0 {
+		t.Errorf("files left: %v", entries)
+	}
+	if l, err = TryLock(p); err != nil || !l.marked {
+		t.Fatalf("TryLock after the leftover was cleaned: %v (marked %v), want marked", err, l != nil && l.marked)
+	}
+	l.Unlock()
 }

@@ -67,9 +67,24 @@ func openFlocked(p string) (*flockedLock, error) {
 
 // Close lets go of the lock file and the host's lock for it.
 func (fl *flockedLock) Close() {
-	fl.f.Close()
+	fl.closeFile()
+	if fl.f != nil {
+		fl.f.Close()
+	}
 	if fl.hostLock != nil {
 		fl.hostLock.Close()
+	}
+}
+
+// closeFile closes the descriptor of P.nfs_lock before its removal, keeping
+// the host's lock, when that lock is not an flock of the descriptor itself.
+// An NFS client that removes a name of a file it has open renames it to
+// .nfsXXXX instead (a "silly rename": a LOOKUP and a RENAME, and a REMOVE at
+// close), so removing the name of a closed file saves two round trips.
+func (fl *flockedLock) closeFile() {
+	if fl.hostLock != nil && fl.f != nil {
+		fl.f.Close()
+		fl.f = nil
 	}
 }
 
@@ -96,6 +111,7 @@ func removeIfUnchanged(p string, raw []byte, doing string) (bool, error) {
 		removed, _, err := claimAndRemove(p, fl, dur)
 		return removed, err
 	}
+	fl.closeFile()
 	if err := removeLockFiles(p); err != nil {
 		if errors.Is(err, os.ErrNotExist) {
 			return false, nil // removed by a process outside the flock (Core)
@@ -116,9 +132,8 @@ func removalError(p, doing string, fl *flockedLock, err error) error {
 	}
 	dir := filepath.Dir(p)
 	di, derr := os.Stat(dir)
-	fi, ferr := fl.f.Stat()
-	if errors.Is(err, os.ErrPermission) && derr == nil && di.Mode()&os.ModeSticky != 0 && ferr == nil {
-		owner := fi.Sys().(*syscall.Stat_t).Uid
+	if errors.Is(err, os.ErrPermission) && derr == nil && di.Mode()&os.ModeSticky != 0 {
+		owner := fl.File.Sys().(*syscall.Stat_t).Uid
 		if int(owner) != os.Geteuid() {
 			return fmt.Errorf("nfslock: %s: %s: its files belong to uid %d and the directory %s is sticky, so only that user, the directory's owner or root may remove them: %w",
 				p, doing, owner, dir, err)
@@ -127,12 +142,14 @@ func removalError(p, doing string, fl *flockedLock, err error) error {
 	return fmt.Errorf("nfslock: %s: %s: removing %s: %w", p, doing, lockFile(p), err)
 }
 
-// removeLockFiles removes P if it is a holder record, and then P.nfs_lock,
-// in Core's order: the lock is the last thing to go.
+// removeLockFiles removes P if it is a holder record, and an exclusive
+// holder's mark (unlink never removes the shared holders' directory), and
+// then P.nfs_lock, in Core's order: the lock is the last thing to go.
 func removeLockFiles(p string) error {
 	if isRecordFile(p) {
 		os.Remove(p)
 	}
+	syscall.Unlink(readersDir(p))
 	return os.Remove(lockFile(p))
 }
 
