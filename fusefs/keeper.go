@@ -29,11 +29,17 @@ import (
 // open, keepNamed names another live process that has the lock file open
 // through the mount.
 //
+// Between the named process's exit and the renaming (a few milliseconds,
+// more on a loaded node) the record names a dead process of this host. The
+// daemon vouches for every lock it holds (nfslock.WithVouch), so that the
+// other processes of this package on the node (the CLI, programs using the
+// library, another daemon) take the lock for held meanwhile.
+//
 // Limits: a process is found by its descriptors in /proc of the daemon's
-// pid namespace, by the path they show; between the named process's exit
-// and the renaming (a few milliseconds) another process of this host could
-// judge the lock stale. Naming a process that has the file open through
-// another description keeps the lock held longer, never shorter.
+// pid namespace, by the path they show. A Core process on the node does not
+// know vouches and can judge the lock stale in that window. Naming a
+// process that has the file open through another description keeps the
+// lock held longer, never shorter.
 
 // sharedAncestor returns the farthest ancestor of pid, through an unbroken
 // line of parents, that has the open file description open which pid has

@@ -94,9 +94,12 @@ func (fsys *filesystem) lockerOf(ctx context.Context, path string) (caller, logr
 }
 
 // lockOptions name c in a lock's record: its pid and, as the message, its
-// command line.
+// command line. The daemon vouches for the lock (nfslock.WithVouch): c may
+// exit while a child it forked keeps the file, and until keepNamed names
+// the child, the record names a dead process that the other processes of
+// this node must not take for a stale holder.
 func (fsys *filesystem) lockOptions(c caller, log logrus.FieldLogger) []nfslock.Option {
-	return []nfslock.Option{nfslock.WithOwner(c.pid), nfslock.WithMessage(c.command), nfslock.WithLogger(log), fsys.staleCleanup()}
+	return []nfslock.Option{nfslock.WithOwner(c.pid), nfslock.WithMessage(c.command), nfslock.WithLogger(log), fsys.staleCleanup(), nfslock.WithVouch()}
 }
 
 // tryLock takes the lock without waiting, except for the release of a lock

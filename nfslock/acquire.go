@@ -68,7 +68,9 @@ func acquireGate(ctx context.Context, path string, exclusive bool, opts ...Optio
 	if err != nil {
 		return nil, err
 	}
-	l.activate(o.log, time.Since(start))
+	if err := l.activate(o, time.Since(start)); err != nil {
+		return nil, err
+	}
 	return l, nil
 }
 

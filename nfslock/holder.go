@@ -165,7 +165,9 @@ func judge(h Holder) Holder {
 		return h
 	case !isLocal(rec):
 		h.State = HolderRemote
-	case alive(rec):
+	case alive(rec), h.File != nil && vouched(h.File):
+		// A holder that exited is alive while a process of this host
+		// vouches for its lock (see vouch.go).
 		h.State = HolderAlive
 	default:
 		h.State = HolderDead

@@ -37,6 +37,7 @@ type Lock struct {
 	// marked: P.nfs_readers is a name of our record, which proves that no
 	// shared holder holds the lock (see shared.go); removed on release.
 	marked   bool
+	vouched  bool // this process vouches for the lock (WithVouch, vouch.go)
 	released bool
 
 	lease *heldLease // nil outside a lease directory (see LeaseFile)
@@ -86,7 +87,9 @@ func tryLockGate(path string, exclusive bool, opts ...Option) (*Lock, error) {
 	if err != nil {
 		return nil, err
 	}
-	l.activate(o.log, 0)
+	if err := l.activate(o, 0); err != nil {
+		return nil, err
+	}
 	return l, nil
 }
 
@@ -170,15 +173,25 @@ func tryAcquire(p string, rec Record, onStale func(Holder), exclusive bool) (*Lo
 	}
 }
 
-// activate registers a freshly taken lock with the process and logs it.
-func (l *Lock) activate(log logrus.FieldLogger, waited time.Duration) {
+// activate registers a freshly taken lock with the process, vouches for it
+// if o says so, and logs it. A failed vouch releases the lock.
+func (l *Lock) activate(o *options, waited time.Duration) error {
 	l.acquired = time.Now()
-	l.log = log
+	l.log = o.log
+	if o.vouch {
+		if err := vouch(l.dev, l.ino); err != nil {
+			l.Unlock()
+			return fmt.Errorf("nfslock: %s: vouching for the lock on this host: %w", l.path, err)
+		}
+		l.vouched = true
+	}
+	log := o.log
 	heldLocks.add(l)
 	if l.lease != nil {
 		renewals.add(l.lease)
 	}
 	log.WithFields(logrus.Fields{"path": l.path, "pid": l.rec.Pid, "host": l.rec.Host, "waited": waited}).Info("lock acquired")
+	return nil
 }
 
 // Unlock releases the lock: under a lock of this host that stale-lock
@@ -251,6 +264,9 @@ func (l *Lock) openOwned() (*flockedLock, error) {
 // forget marks the lock released and hands it to the next waiter of this
 // process. Called with l.mu held.
 func (l *Lock) forget() {
+	if l.vouched {
+		unvouch(l.dev, l.ino)
+	}
 	if l.lease != nil {
 		l.lease.end()
 	}
@@ -355,10 +371,22 @@ func (l *Lock) replaceRecord(rec Record) error {
 			os.Remove(copyForP) // the link may have happened, its reply lost
 		}
 	}
+	if l.vouched {
+		if err := vouch(a.dev, a.ino); err != nil {
+			os.Remove(a.name)
+			if haveCopy {
+				os.Remove(copyForP)
+			}
+			return fmt.Errorf("nfslock: %s: vouching for the new record on this host: %w", l.path, err)
+		}
+	}
 	if l.lease != nil {
 		l.lease.replacing(a.ino)
 	}
 	if err := rename(a.name, lockFile(l.path)); err != nil {
+		if l.vouched {
+			unvouch(a.dev, a.ino)
+		}
 		os.Remove(a.name)
 		if haveCopy {
 			os.Remove(copyForP)
@@ -374,6 +402,9 @@ func (l *Lock) replaceRecord(rec Record) error {
 	}
 	if haveCopy && rename(copyForP, l.path) != nil {
 		os.Remove(copyForP)
+	}
+	if l.vouched {
+		unvouch(l.dev, l.ino)
 	}
 	l.rec, l.data, l.dev, l.ino, l.file = rec, data, a.dev, a.ino, a.fi
 	return nil

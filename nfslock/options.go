@@ -17,6 +17,7 @@ type options struct {
 	owner   int // pid named in the record; 0 means this process
 	log     logrus.FieldLogger
 	onStale func(Holder)
+	vouch   bool
 }
 
 // WithMessage sets the record's message, which readers show beside the
@@ -38,6 +39,14 @@ func WithLogger(l logrus.FieldLogger) Option { return func(o *options) { o.log =
 // the acquisition removes before taking the lock (a count for monitoring).
 // f runs on the acquiring goroutine and must return promptly.
 func WithStaleCleanup(f func(stale Holder)) Option { return func(o *options) { o.onStale = f } }
+
+// WithVouch makes this process answer for the lock to the other processes
+// of this host while it holds it, so that they take it for held even when
+// the process its record names (WithOwner) has exited, until this process
+// names another (SetOwner), releases the lock or dies. The FUSE daemon
+// vouches for the locks it takes for openers, whose forked children may
+// keep a lock after the opener exits. See vouch.go for the limits.
+func WithVouch() Option { return func(o *options) { o.vouch = true } }
 
 var discardLogger = &logrus.Logger{Out: io.Discard, Formatter: new(logrus.TextFormatter), Level: logrus.PanicLevel}
 

@@ -74,6 +74,7 @@ type SharedLock struct {
 	dev, ino uint64
 	acquired time.Time
 	log      logrus.FieldLogger
+	vouched  bool // this process vouches for the reader file (WithVouch)
 
 	mu       sync.Mutex
 	released bool
@@ -107,19 +108,26 @@ func AcquireShared(ctx context.Context, path string, opts ...Option) (*SharedLoc
 // reader's file, and lets the gate go.
 func (gate *Lock) admitReader(waited time.Duration) (*SharedLock, error) {
 	gate.mu.Lock()
-	p, rec, data, log := gate.path, gate.rec, gate.data, gate.log
+	p, rec, data, log, vouched := gate.path, gate.rec, gate.data, gate.log, gate.vouched
 	gate.mu.Unlock()
-	s := &SharedLock{path: p, name: readerFile(p), rec: rec, data: data, log: log}
+	s := &SharedLock{path: p, name: readerFile(p), rec: rec, data: data, log: log, vouched: vouched}
 	a, err := writeAttempt(p, data)
 	if err == nil {
 		if err = registerReader(p, a.name, s.name); err != nil {
 			os.Remove(a.name)
+		} else if vouched {
+			if err = vouch(a.dev, a.ino); err != nil {
+				os.Remove(s.name)
+			}
 		}
 	}
 	if uerr := gate.Unlock(); err == nil && uerr != nil {
 		// The reader file exists: release it too, so that nothing is left
 		// held by a caller that was told of a failure.
 		os.Remove(s.name)
+		if vouched {
+			unvouch(a.dev, a.ino)
+		}
 		return nil, uerr
 	}
 	if err != nil {
@@ -183,6 +191,9 @@ func (s *SharedLock) Unlock() error {
 	// The last one out removes the directory, so that the next writer
 	// finds it absent; a reader getting in meanwhile makes it again.
 	syscall.Rmdir(readersDir(s.path))
+	if s.vouched {
+		unvouch(s.dev, s.ino)
+	}
 	s.released = true
 	s.register(false)
 	if !removed {
@@ -416,6 +427,12 @@ func (s *SharedLock) SetOwner(pid int) error {
 	if err != nil {
 		return pathError(s.path, err)
 	}
+	if s.vouched {
+		if err := vouch(a.dev, a.ino); err != nil {
+			os.Remove(a.name)
+			return fmt.Errorf("nfslock: %s: vouching for the new record on this host: %w", s.path, err)
+		}
+	}
 	replaced, err := withReaderFile(s.name, func(fi os.FileInfo, _ []byte) (bool, error) {
 		if !sameInode(fi, s.dev, s.ino) {
 			return false, nil
@@ -423,11 +440,19 @@ func (s *SharedLock) SetOwner(pid int) error {
 		return true, rename(a.name, s.name)
 	})
 	os.Remove(a.name) // left only if the rename did not happen
+	if err != nil || !replaced {
+		if s.vouched {
+			unvouch(a.dev, a.ino)
+		}
+	}
 	if err != nil {
 		return pathError(s.path, err)
 	}
 	if !replaced {
 		return fmt.Errorf("nfslock: %s: our shared lock was removed by someone else: %w", s.path, ErrNotLocked)
+	}
+	if s.vouched {
+		unvouch(s.dev, s.ino)
 	}
 	s.rec, s.data, s.dev, s.ino = rec, data, a.dev, a.ino
 	return nil
