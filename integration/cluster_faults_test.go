@@ -37,8 +37,8 @@ func TestClusterLostLinkReplies(t *testing.T) {
 	if out, code := c.nodes[0].sh(`"$NFSLOCK" -n "$EXPORT/single" true`); code != 1 {
 		t.Errorf("another host's nfslock -n on the lock taken: exit %d, want 1: %s", code, out)
 	}
-	if left := c.leftovers(); !slices.Equal(left, []string{"single", "single.nfs_lock"}) {
-		t.Errorf("export holds %q; want the lock (single.nfs_lock) and its second name (single) only", left)
+	if left := c.leftovers(); !slices.Equal(left, []string{"single", "single.nfs_lock", "single.nfs_readers"}) {
+		t.Errorf("export holds %q; want the lock (single.nfs_lock), its second name (single) and its exclusive mark (single.nfs_readers) only", left)
 	}
 	if err := l.Unlock(); err != nil {
 		t.Errorf("Unlock: %v", err)

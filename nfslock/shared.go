@@ -286,6 +286,9 @@ func eachReader(path, doing string, fn func(name string, h Holder) error) error 
 	dir, base := readersDir(p), filepath.Base(p)
 	entries, err := os.ReadDir(dir)
 	if errors.Is(err, os.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
+		if _, derr := os.Stat(filepath.Dir(p)); derr != nil {
+			return dirError(p, "listing shared holders in directory", derr)
+		}
 		return nil // none, or an exclusive holder's mark
 	}
 	if err != nil {

@@ -313,3 +313,12 @@ func TestExclusiveMarkAndLeftovers(t *testing.T) {
 	}
 	l.Unlock()
 }
+
+// A lock whose directory is missing has no readers to list: that is an
+// error naming the directory, not "no shared holders".
+func TestReadersOfMissingDirectory(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "gone", "lock")
+	if _, err := Readers(p); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("Readers in a missing directory: %v, want an error matching ErrNotExist", err)
+	}
+}

@@ -117,51 +117,69 @@ func handoffPair(holderSpec, waiterSpec spec, holds []time.Duration, swap bool, 
 }
 
 // Contend: procs processes take and release one lock as fast as they can
-// for d. Each appends "ID +" to a shared log right after acquiring and
-// "ID -" right before releasing; checkLog counts from the log alone the
-// acquires made while another process held the lock. The control tool
-// takes no lock, so its overlaps show that the checker sees them.
-func measureContention(rec *recorder, t *tool, procs int, d time.Duration, scratch string) error {
-	lock := t.lock("contend")
-	log := filepath.Join(scratch, t.name+"-contend.log")
-	os.Remove(log)
+// for d; ContendSpread: as many on each of locks locks at once (many busy
+// locks of one mount, against flock(2) on as many local files). Each
+// appends "ID +" to its lock's log right after acquiring and "ID -" right
+// before releasing; checkLog counts from the log alone the acquires made
+// while another process held the lock. The control tool takes no lock, so
+// its overlaps show that the checker sees them.
+func measureContention(rec *recorder, t *tool, locks, procs int, d time.Duration, scratch string) error {
+	group, names := "Contend", []string{"contend"}
+	if locks > 1 {
+		group, names = "ContendSpread", nil
+		for j := range locks {
+			names = append(names, fmt.Sprintf("spread-%03d", j))
+		}
+	}
 	var ps []*proc
 	defer func() {
 		for _, p := range ps {
 			p.stop()
 		}
 	}()
-	for range procs {
-		p, err := startProc(t.spec(lock))
-		if err != nil {
-			return err
+	logs := make([]string, len(names))
+	for j, name := range names {
+		logs[j] = filepath.Join(scratch, t.name+"-"+name+".log")
+		os.Remove(logs[j])
+		lock := t.lock(name)
+		for range procs {
+			p, err := startProc(t.spec(lock))
+			if err != nil {
+				return err
+			}
+			ps = append(ps, p)
 		}
-		ps = append(ps, p)
 	}
 	for i, p := range ps {
-		if err := p.send(fmt.Sprintf("loop %d %s w%d", d.Milliseconds(), log, i)); err != nil {
+		if err := p.send(fmt.Sprintf("loop %d %s w%d", d.Milliseconds(), logs[i/procs], i)); err != nil {
 			return err
 		}
 	}
 	var perProc []int64
+	perLock := make([]int64, len(names))
 	var elapsed time.Duration
-	for _, p := range ps {
+	for i, p := range ps {
 		got, err := p.recv()
 		if err != nil {
 			return err
 		}
 		perProc = append(perProc, got[0])
+		perLock[i/procs] += got[0]
 		elapsed = max(elapsed, time.Duration(got[1]))
 	}
 	var total int64
 	for _, n := range perProc {
 		total += n
 	}
-	overlaps, err := checkLog(log, total)
-	if err != nil {
-		return err
+	overlaps := 0
+	for j, log := range logs {
+		n, err := checkLog(log, perLock[j])
+		if err != nil {
+			return err
+		}
+		overlaps += n
 	}
-	rec.sample("Contend", t.name, total, metric{float64(elapsed) / float64(max(total, 1)), "ns/op"},
+	rec.sample(group, t.name, total, metric{float64(elapsed) / float64(max(total, 1)), "ns/op"},
 		metric{float64(total) / elapsed.Seconds(), "cycles/s"}, metric{float64(overlaps), "overlaps"},
 		metric{float64(slices.Min(perProc)), "min-cycles/proc"}, metric{float64(slices.Max(perProc)), "max-cycles/proc"})
 	return nil

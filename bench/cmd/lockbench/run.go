@@ -24,6 +24,7 @@ type sizes struct {
 	slowPairs     int           // concurrent pairs for tools that sleep seconds (0: leave them out)
 	contention    time.Duration // per tool
 	contenders    int
+	spreadLocks   int // ContendSpread: this many locks, contenders on each
 	crossHandoffs int // per waiting policy
 	crossPairs    int
 	crossHoldMax  time.Duration
@@ -32,13 +33,13 @@ type sizes struct {
 }
 
 var fullSizes = sizes{runs: 7, runTime: 200 * time.Millisecond, handoffs: 50, slowPairs: 10,
-	contention: 3 * time.Second, contenders: 4,
+	contention: 3 * time.Second, contenders: 4, spreadLocks: 100,
 	crossHandoffs: 100, crossPairs: 5, crossHoldMax: 2 * time.Second, heldLocks: 10000, queuedWaiters: 1000}
 
 // quickSizes check that every part still runs, in a few seconds (the
 // package's test): the numbers mean nothing.
 var quickSizes = sizes{runs: 2, runTime: 10 * time.Millisecond, handoffs: 3, contention: 200 * time.Millisecond,
-	contenders: 3, crossHandoffs: 2, crossPairs: 1, crossHoldMax: 150 * time.Millisecond,
+	contenders: 3, spreadLocks: 3, crossHandoffs: 2, crossPairs: 1, crossHoldMax: 150 * time.Millisecond,
 	heldLocks: 100, queuedWaiters: 10}
 
 // A metric is one value of a sample, in the Go benchmark format's units.
@@ -83,7 +84,7 @@ func runMain(args []string, stdout io.Writer) error {
 	bin := fs.String("bin", "bin", "directory of nfslock and nfslockfs")
 	peers := fs.String("peers", "bench/peers", "directory of the peer workers")
 	only := fs.String("only", "", "measure only the tools whose names match this regexp")
-	skip := fs.String("skip", "", "leave out these parts (comma-separated: cycle,contend,handoff,crosshost,scale)")
+	skip := fs.String("skip", "", "leave out these parts (comma-separated: cycle,contend,spread,handoff,crosshost,scale)")
 	quick := fs.Bool("quick", false, "a few samples of each part, to check the harness: the numbers mean nothing")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -156,7 +157,10 @@ func runMain(args []string, stdout io.Writer) error {
 	}
 	each("cycle", cycle, func(t *tool) error { return measureCycle(rec, t, sz.runs, sz.runTime) })
 	each("contend", contend, func(t *tool) error {
-		return measureContention(rec, t, sz.contenders, sz.contention, s.scratch)
+		return measureContention(rec, t, 1, sz.contenders, sz.contention, s.scratch)
+	})
+	each("spread", spread, func(t *tool) error {
+		return measureContention(rec, t, sz.spreadLocks, sz.contenders, sz.contention, s.scratch)
 	})
 	var slow []*tool // tools that sleep seconds wait together, after the others
 	each("handoff", handoff, func(t *tool) error {

@@ -10,6 +10,7 @@ const (
 	cycle   = 1 << iota // Cycle: uncontended acquire+release
 	handoff             // Handoff: release to the waiter's acquire, same host
 	contend             // Contend: several processes on one lock, checked for overlaps
+	spread              // ContendSpread: several processes on each of many locks
 )
 
 // A tool is one way of locking: a row of the tables.
@@ -56,7 +57,7 @@ func (s *setup) tools() []*tool {
 			spec: s.goWorker("pair", "LOCKBENCH_LOCK=true")},
 		{name: "go-noop", usage: "lockbench noop (a Go program's start)", parts: cycle,
 			spec: s.goWorker("pair", "LOCKBENCH_LOCK="+s.self+" noop")},
-		{name: "flock2", pkg: "linux", usage: "open(PATH, O_RDWR|O_CREAT); flock(fd, LOCK_EX); close(fd)", parts: all,
+		{name: "flock2", pkg: "linux", usage: "open(PATH, O_RDWR|O_CREAT); flock(fd, LOCK_EX); close(fd)", parts: all | spread,
 			spec: s.goWorker("flock2")},
 		{name: "flock1", pkg: "util-linux", usage: "flock PATH cat", parts: all,
 			spec: s.goWorker("hold", "LOCKBENCH_HOLD=flock")},
@@ -87,7 +88,7 @@ func (s *setup) tools() []*tool {
 	}
 	if s.mnt != "" {
 		ts = append(ts,
-			&tool{name: "mount-go", mount: true, usage: open + " (Go, syscall package)", parts: all, spec: s.goWorker("open")},
+			&tool{name: "mount-go", mount: true, usage: open + " (Go, syscall package)", parts: all | spread, spec: s.goWorker("open")},
 			&tool{name: "mount-py", mount: true, usage: "os.close(os.open(PATH, os.O_WRONLY|os.O_CREAT|os.O_TRUNC)) (Python)",
 				parts: cycle | handoff, spec: s.peer("/usr/bin/python3", py, "open")},
 			&tool{name: "mount-bash", mount: true, usage: `exec 9>"PATH"; exec 9>&- (bash)`, parts: cycle | handoff,
