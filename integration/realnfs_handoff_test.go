@@ -18,11 +18,10 @@ import (
 // direction (docs/benchmarks.md, "Cross-host handoff on real NFS"). The
 // waiter has waited settle when the holder releases: long enough for its
 // polls to reach their longest interval.
-func realNFSHandoffs(t *testing.T, vers string) {
+func realNFSHandoffs(t *testing.T, vers string, handoffs int) {
 	const (
-		handoffs = 10
-		settle   = 300 * time.Millisecond
-		bound    = 90 * time.Second // more than a minute of attribute caching
+		settle = 300 * time.Millisecond
+		bound  = 90 * time.Second // more than a minute of attribute caching
 	)
 	c := newCluster(t, clusterConfig{hosts: 2, daemons: true, limit: 8 * time.Minute, nfsVers: vers})
 	for _, way := range []struct{ name, tool, role string }{{"library", "library", "lib"}, {"mount", "open", "mount"}} {

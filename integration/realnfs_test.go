@@ -103,7 +103,13 @@ func realNFSScenarios(t *testing.T, vers string) {
 		}
 	})
 	t.Run("roundtrips", func(t *testing.T) { realNFSRoundTrips(t, vers) })
-	t.Run("handoff", func(t *testing.T) { realNFSHandoffs(t, vers) })
+	t.Run("handoff", func(t *testing.T) { realNFSHandoffs(t, vers, 10) })
+	t.Run("stale-across-hosts", func(t *testing.T) { realNFSStaleAcrossHosts(t, vers) })
+	t.Run("record-change", func(t *testing.T) { realNFSRecordChanges(t, vers) })
+	t.Run("silly-rename", func(t *testing.T) { realNFSSillyRename(t, vers) })
+	t.Run("server-restart", func(t *testing.T) { realNFSServerRestart(t, vers) })
+	t.Run("connection-cuts", func(t *testing.T) { realNFSConnectionCuts(t, vers) })
+	t.Run("latency", func(t *testing.T) { realNFSLatency(t, vers) })
 	t.Run("chaos", func(t *testing.T) {
 		// A process start costs the emulated guest about ten times what
 		// it costs the host: kills come less often than on the host, so

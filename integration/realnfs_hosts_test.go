@@ -1,0 +1,253 @@
+package integration
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nfslockfs/nfslockfs/nfslock"
+)
+
+// What one host of a cluster sees of another's locks on real NFS, where
+// each host has its own client caches.
+
+// realNFSStaleAcrossHosts: a library holder on host A is killed with -9, so
+// the lock's record names a dead process of A. Host B cannot judge A's
+// processes: it sees the lock held by a remote holder (status, nfslock -n,
+// cat through its mount) and its waiters, a library one and one through its
+// mount, wait. A's next acquire cleans the lock up (SPEC §3), and B's
+// waiters then get it: the library waiter within its poll interval of A's
+// release (lockbench's worker times both, CLOCK_MONOTONIC, which the hosts
+// share).
+func realNFSStaleAcrossHosts(t *testing.T, vers string) {
+	c := newCluster(t, clusterConfig{hosts: 2, daemons: true, limit: 2 * time.Minute, nfsVers: vers})
+	a, b := c.nodes[0], c.nodes[1]
+	lock := filepath.Join(c.export, "stale")
+	libWorker := func(n *node, name string) *hostProc {
+		return n.spawn(name, []string{filepath.Join(binDir, "lockbench"), "worker", "-tool", "library", "-lock", lock}, n.env())
+	}
+	// request sends a lockbench worker a command and returns the times of
+	// its answer "ok TIME...".
+	request := func(p *hostProc, cmd string, d time.Duration) []int64 {
+		t.Helper()
+		if cmd != "" {
+			fmt.Fprintln(p.stdin, cmd)
+		}
+		f := strings.Fields(p.expect(t, "ok", d))
+		var times []int64
+		for _, s := range f[1:] {
+			v, err := strconv.ParseInt(s, 10, 64)
+			if err != nil {
+				t.Fatalf("%s: %q: %v", p.name, f, err)
+			}
+			times = append(times, v)
+		}
+		return times
+	}
+	holder := libWorker(a, "holder")
+	request(holder, "lock", time.Minute)
+	rec, err := nfslock.ReadRecord(lock)
+	if err != nil || rec.Host != a.name {
+		t.Fatalf("the lock's record: %+v, %v; want one naming a process of %s", rec, err, a.name)
+	}
+	holder.cmd.Process.Kill() // its helpers die, and it dies of SIGKILL with them
+	holder.wait(t, 10*time.Second)
+	if out, _ := a.sh(fmt.Sprintf("kill -0 %d", rec.Pid)); !strings.Contains(out, "No such process") {
+		t.Fatalf("%s: the holder, pid %d, is not gone: %s", a.name, rec.Pid, out)
+	}
+
+	status := func(n *node) cliStatus {
+		t.Helper()
+		out, code := n.sh(`"$NFSLOCK" status --json "$EXPORT/stale"`)
+		var s cliStatus
+		if err := json.Unmarshal([]byte(out), &s); code != 0 || err != nil {
+			t.Fatalf("%s: status: exit %d, %v: %s", n.name, code, err, out)
+		}
+		return s
+	}
+	if s := status(b); s.State != "remote" || s.Host != a.name || s.Pid != rec.Pid {
+		t.Errorf("%s sees the lock of %s's dead process as %q, host %q, pid %d; want remote, %s, %d", b.name, a.name, s.State, s.Host, s.Pid, a.name, rec.Pid)
+	}
+	if s := status(a); s.State != "dead" {
+		t.Errorf("%s sees the lock of its own dead process as %q, want dead", a.name, s.State)
+	}
+	if out, code := b.sh(`"$NFSLOCK" -n "$EXPORT/stale" true`); code != 1 {
+		t.Errorf("%s: nfslock -n on the lock of %s's dead process: exit %d, want 1 (held): %s", b.name, a.name, code, out)
+	}
+	if out, _ := b.sh(`cat "$MNT/stale"`); !strings.Contains(out, "host: "+a.name+"\n") {
+		t.Errorf("%s: cat through the mount does not name %s:\n%s", b.name, a.name, out)
+	}
+	waiter := libWorker(b, "waiter")
+	fmt.Fprintln(waiter.stdin, "lock")
+	mountWaiter := b.spawn("mount waiter", []string{"bash", "-c", `exec 9>"$MNT/stale" && echo got`}, b.env())
+	waiter.expectQuiet(t, "ok", 2*time.Second) // B judges no process of A: its waiters wait
+	mountWaiter.expectQuiet(t, "got", 0)
+
+	cleaner := libWorker(a, "cleaner")
+	times := request(cleaner, "lock", time.Minute) // ACQUIRED STARTED
+	cleanup := time.Duration(times[0] - times[1])
+	released := request(cleaner, "unlock", 10*time.Second)[0]
+	acquired := request(waiter, "", 30*time.Second)[0]
+	request(waiter, "unlock", 10*time.Second)
+	mountWaiter.expect(t, "got", 30*time.Second)
+	if code := mountWaiter.wait(t, 10*time.Second); code != 0 {
+		t.Errorf("%s: the mount waiter exited %d:\n%s", b.name, code, mountWaiter.out)
+	}
+	t.Logf("NFSv%s: %s's acquire cleaned up the lock of its dead process and took it in %v; %s's library waiter had it %v after its release",
+		vers, a.name, cleanup.Round(time.Millisecond), b.name, time.Duration(acquired-released).Round(time.Millisecond))
+	for _, p := range []*hostProc{cleaner, waiter} {
+		p.stdin.Close()
+	}
+	if left := c.leftovers(); slices.Contains(left, "stale.nfs_lock") {
+		t.Errorf("the lock is held at the end: %q", left)
+	}
+}
+
+// realNFSRecordChanges: a holder on host A changes its message by writing
+// through its mount (the library's SetMessage: a new record renamed over the
+// old one), rounds times. Host B polls the lock three ways, reading the
+// whole record at each poll, every 20 ms: through its own mount (bash's
+// read, as cat reads it), through the library (ReadRecord, in a process
+// that polls) and the record file itself through its NFS mount. Each must show the new message within one attribute-cache
+// period (acregmin, 3 s by default); how long each took is logged
+// (docs/testing.md says why it is so).
+func realNFSRecordChanges(t *testing.T, vers string) {
+	const rounds = 5
+	c := newCluster(t, clusterConfig{hosts: 2, daemons: true, limit: 3 * time.Minute, nfsVers: vers})
+	a, b := c.nodes[0], c.nodes[1]
+	holder := a.spawn("holder", []string{"bash", "-c", `exec 9>"$MNT/rec" || exit
+echo held
+while read -r msg; do
+	t0=$EPOCHREALTIME
+	printf '%s\n' "$msg" >&9 || echo "write failed"
+	echo "wrote $t0"
+done`}, a.env())
+	holder.expect(t, "held", 30*time.Second)
+	// A poller prints "saw TIME RECORD" whenever what it reads changes; it
+	// waits between polls with read -t on its stdin, which nothing writes.
+	const poller = `last=
+while :; do
+	case $WAY in
+	mount) IFS= read -r -d '' x <"$MNT/rec" ;;
+	file) IFS= read -r -d '' x <"$EXPORT/rec.nfs_lock" ;;
+	esac
+	if [[ $x != "$last" ]]; then echo "saw $EPOCHREALTIME ${x//$'\n'/ }"; last=$x; fi
+	read -r -t 0.02 _; (($? > 128)) || exit 0
+done`
+	ways := []string{"mount", "library", "file"}
+	pollers := map[string]*hostProc{}
+	for _, way := range ways {
+		argv, env := []string{"bash", "-c", poller}, b.env("WAY="+way)
+		if way == "library" {
+			argv, env = b.realNFSHelper("record-poller " + filepath.Join(c.export, "rec"))
+		}
+		pollers[way] = b.spawn("poller "+way, argv, env)
+	}
+	took := map[string][]time.Duration{}
+	for i := range rounds {
+		msg := fmt.Sprintf("message-%d-of-%s", i, a.name)
+		fmt.Fprintln(holder.stdin, msg)
+		wrote := epochTime(t, strings.TrimPrefix(holder.expect(t, "wrote ", 10*time.Second), "wrote "))
+		for _, way := range ways {
+			f := strings.Fields(pollers[way].expect(t, msg, 90*time.Second)) // more than acregmax
+			took[way] = append(took[way], epochTime(t, f[1]).Sub(wrote))
+		}
+	}
+	for _, way := range ways {
+		d := took[way]
+		slices.Sort(d)
+		t.Logf("NFSv%s %-7s on %s saw a new message of %s's holder after: median %v, max %v (%d changes)",
+			vers, way, b.name, a.name, d[len(d)/2].Round(time.Millisecond), d[len(d)-1].Round(time.Millisecond), len(d))
+		if d[len(d)-1] > 3*time.Second {
+			t.Errorf("%s on %s saw a new message only after %v, more than an attribute-cache period (acregmin, 3 s)", way, b.name, d[len(d)-1])
+		}
+	}
+}
+
+// epochTime parses a bash $EPOCHREALTIME.
+func epochTime(t *testing.T, s string) time.Time {
+	t.Helper()
+	sec, frac, _ := strings.Cut(s, ".")
+	secs, err1 := strconv.ParseInt(sec, 10, 64)
+	micros, err2 := strconv.ParseInt(frac, 10, 64)
+	if err1 != nil || err2 != nil || len(frac) != 6 {
+		t.Fatalf("not an $EPOCHREALTIME: %q", s)
+	}
+	return time.Unix(secs, micros*1000)
+}
+
+// realNFSSillyRename: a file of the lock directory, open on host A, is
+// removed there, so A's NFS client renames it to .nfsXXXX on the server
+// instead (a "silly rename") until it is closed. A's nfslockfs mount must
+// not list it, locks in the directory must work as before, and the name
+// must not be usable as a lock name (SPEC §1): not through the CLI, not
+// through the mount, whose helper files it would alias.
+func realNFSSillyRename(t *testing.T, vers string) {
+	c := newCluster(t, clusterConfig{hosts: 1, daemons: true, limit: 2 * time.Minute, nfsVers: vers})
+	a := c.nodes[0]
+	opener := a.spawn("opener", []string{"bash", "-c", `exec 7>"$EXPORT/victim" && echo data >&7 && rm "$EXPORT/victim" || exit
+echo removed; read -r _; exit 0`}, a.env())
+	opener.expect(t, "removed", 30*time.Second)
+	var silly string
+	for _, name := range c.leftovers() {
+		if strings.HasPrefix(name, ".nfs") {
+			silly = name
+		}
+	}
+	if silly == "" {
+		t.Fatalf("no .nfsXXXX file on the server after removing a file open on %s: %q", a.name, c.leftovers())
+	}
+	t.Logf("NFSv%s: the server holds %s for the removed open file", vers, silly)
+	out, code := a.sh(`ls -a "$MNT"; exec 9>"$MNT/job" || exit; echo "-- while job is held:"; ls -a "$MNT"; exec 9>&-
+"$NFSLOCK" -n "$EXPORT/other" true && echo "-- cli ok"`)
+	if code != 0 || !strings.Contains(out, "-- cli ok") {
+		t.Fatalf("%s: locks beside %s: exit %d:\n%s", a.name, silly, code, out)
+	}
+	before, held, _ := strings.Cut(strings.TrimSuffix(out, "-- cli ok\n"), "-- while job is held:\n")
+	if strings.Contains(out, ".nfs") || !slices.Contains(strings.Fields(held), "job") || slices.Contains(strings.Fields(before), "job") {
+		t.Errorf("%s: the mount's listing with %s on the server, before and while job is held:\n%s", a.name, silly, out)
+	}
+	// The name is refused as a lock name, and nothing is made of it.
+	for _, script := range []string{`"$NFSLOCK" -n "$EXPORT/$SILLY" true`, `exec 9>"$MNT/$SILLY"`} {
+		if out, code := a.sh(script, "SILLY="+silly); code == 0 || !strings.Contains(out, silly) && !strings.Contains(out, "nvalid") {
+			t.Errorf("%s: %s: exit %d, want a failure naming it:\n%s", a.name, script, code, out)
+		}
+	}
+	if _, err := os.Lstat(filepath.Join(c.backing, silly+nfslock.LockSuffix)); err == nil {
+		t.Errorf("%s%s was made", silly, nfslock.LockSuffix)
+	}
+	opener.stdin.Close() // the last close: A's client removes the .nfsXXXX file
+	if code := opener.wait(t, 10*time.Second); code != 0 {
+		t.Errorf("the opener exited %d:\n%s", code, opener.out)
+	}
+	awaitGone(t, filepath.Join(c.backing, silly))
+	if left := c.leftovers(); len(left) > 0 {
+		t.Errorf("files left in the export: %q", left)
+	}
+}
+
+// runRecordPoller reads the record of the lock at path every 20 ms with
+// nfslock.ReadRecord and prints "saw TIME MESSAGE" ($EPOCHREALTIME's
+// format) whenever what it reads changes, until it is killed.
+func runRecordPoller(path string) int {
+	last := ""
+	for {
+		rec, err := nfslock.ReadRecord(path)
+		now := time.Now()
+		got := rec.Message
+		if err != nil {
+			got = err.Error()
+		}
+		if got != last {
+			fmt.Printf("saw %d.%06d %s\n", now.Unix(), now.Nanosecond()/1000, got)
+			last = got
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
