@@ -285,6 +285,7 @@ func readReaderFile(name string) (Holder, error) {
 // left, or until ctx ends; unless wait, it does not wait. If shared holders
 // remain (or they cannot be listed), it releases l and returns an error
 // matching ErrLocked that names one of them, and ctx's error if it ended.
+// If that release fails, l is abandoned (see Lock.abandon).
 func (l *Lock) excludeReaders(ctx context.Context, wait bool) error {
 	var poll backoff
 	for {
@@ -309,6 +310,7 @@ func (l *Lock) excludeReaders(ctx context.Context, wait bool) error {
 		}
 		if uerr := l.Unlock(); uerr != nil {
 			l.log.WithError(uerr).WithField("path", l.path).Warn("releasing a lock taken while shared holders remain")
+			l.abandon()
 		}
 		if waitErr != nil {
 			return fmt.Errorf("%w; gave up waiting for shared holders: %w", err, waitErr)
