@@ -30,28 +30,8 @@ func realNFSHandoffs(t *testing.T, vers string, handoffs int) {
 			argv := []string{filepath.Join(binDir, "lockbench"), "worker", "-tool", way.tool, "-lock", n.lockPath(way.role, "handoff-"+way.tool)}
 			workers = append(workers, n.spawn("lockbench-"+way.tool, argv, n.env()))
 		}
-		// reply reads a worker's answer: "ok TIME..." (see lockbench's worker).
-		reply := func(p *hostProc) []int64 {
-			t.Helper()
-			f := strings.Fields(p.expect(t, "ok", bound))
-			if f[0] != "ok" {
-				t.Fatalf("%s: %q", p.name, f)
-			}
-			var times []int64
-			for _, s := range f[1:] {
-				v, err := strconv.ParseInt(s, 10, 64)
-				if err != nil {
-					t.Fatalf("%s: %q: %v", p.name, f, err)
-				}
-				times = append(times, v)
-			}
-			return times
-		}
-		request := func(p *hostProc, cmd string) []int64 {
-			t.Helper()
-			fmt.Fprintln(p.stdin, cmd)
-			return reply(p)
-		}
+		reply := func(p *hostProc) []int64 { return p.lockbench(t, "", bound) }
+		request := func(p *hostProc, cmd string) []int64 { return p.lockbench(t, cmd, bound) }
 		var took []time.Duration
 		holder, waiter := workers[0], workers[1]
 		request(holder, "lock")
@@ -71,4 +51,27 @@ func realNFSHandoffs(t *testing.T, vers string, handoffs int) {
 			p.stdin.Close()
 		}
 	}
+}
+
+// lockbench sends cmd (unless "") to p, a lockbench worker, and returns the
+// times of its answer, "ok TIME..." (see lockbench's worker), which must
+// come within d.
+func (p *hostProc) lockbench(t *testing.T, cmd string, d time.Duration) []int64 {
+	t.Helper()
+	if cmd != "" {
+		fmt.Fprintln(p.stdin, cmd)
+	}
+	f := strings.Fields(p.expect(t, "ok", d))
+	if f[0] != "ok" {
+		t.Fatalf("%s: %q", p.name, f)
+	}
+	var times []int64
+	for _, s := range f[1:] {
+		v, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			t.Fatalf("%s: %q: %v", p.name, f, err)
+		}
+		times = append(times, v)
+	}
+	return times
 }

@@ -32,24 +32,7 @@ func realNFSStaleAcrossHosts(t *testing.T, vers string) {
 	libWorker := func(n *node, name string) *hostProc {
 		return n.spawn(name, []string{filepath.Join(binDir, "lockbench"), "worker", "-tool", "library", "-lock", lock}, n.env())
 	}
-	// request sends a lockbench worker a command and returns the times of
-	// its answer "ok TIME...".
-	request := func(p *hostProc, cmd string, d time.Duration) []int64 {
-		t.Helper()
-		if cmd != "" {
-			fmt.Fprintln(p.stdin, cmd)
-		}
-		f := strings.Fields(p.expect(t, "ok", d))
-		var times []int64
-		for _, s := range f[1:] {
-			v, err := strconv.ParseInt(s, 10, 64)
-			if err != nil {
-				t.Fatalf("%s: %q: %v", p.name, f, err)
-			}
-			times = append(times, v)
-		}
-		return times
-	}
+	request := func(p *hostProc, cmd string, d time.Duration) []int64 { return p.lockbench(t, cmd, d) }
 	holder := libWorker(a, "holder")
 	request(holder, "lock", time.Minute)
 	rec, err := nfslock.ReadRecord(lock)
@@ -86,7 +69,7 @@ func realNFSStaleAcrossHosts(t *testing.T, vers string) {
 	waiter := libWorker(b, "waiter")
 	fmt.Fprintln(waiter.stdin, "lock")
 	mountWaiter := b.spawn("mount waiter", []string{"bash", "-c", `exec 9>"$MNT/stale" && echo got`}, b.env())
-	waiter.expectQuiet(t, "ok", 2*time.Second) // B judges no process of A: its waiters wait
+	waiter.expectQuiet(t, "ok", time.Second) // B judges no process of A: its waiters wait
 	mountWaiter.expectQuiet(t, "got", 0)
 
 	cleaner := libWorker(a, "cleaner")
@@ -118,7 +101,7 @@ func realNFSStaleAcrossHosts(t *testing.T, vers string) {
 // period (acregmin, 3 s by default); how long each took is logged
 // (docs/testing.md says why it is so).
 func realNFSRecordChanges(t *testing.T, vers string) {
-	const rounds = 5
+	const rounds = 4
 	c := newCluster(t, clusterConfig{hosts: 2, daemons: true, limit: 3 * time.Minute, nfsVers: vers})
 	a, b := c.nodes[0], c.nodes[1]
 	holder := a.spawn("holder", []string{"bash", "-c", `exec 9>"$MNT/rec" || exit

@@ -103,7 +103,7 @@ func realNFSScenarios(t *testing.T, vers string) {
 		}
 	})
 	t.Run("roundtrips", func(t *testing.T) { realNFSRoundTrips(t, vers) })
-	t.Run("handoff", func(t *testing.T) { realNFSHandoffs(t, vers, 10) })
+	t.Run("handoff", func(t *testing.T) { realNFSHandoffs(t, vers, 8) })
 	t.Run("stale-across-hosts", func(t *testing.T) { realNFSStaleAcrossHosts(t, vers) })
 	t.Run("record-change", func(t *testing.T) { realNFSRecordChanges(t, vers) })
 	t.Run("silly-rename", func(t *testing.T) { realNFSSillyRename(t, vers) })
@@ -116,7 +116,7 @@ func realNFSScenarios(t *testing.T, vers string) {
 		// that workers get to take the lock between them, and holders hold
 		// longer, so that kills land inside the critical section too.
 		c := newCluster(t, clusterConfig{hosts: 3, daemons: true, limit: 3 * time.Minute, nfsVers: vers, hold: 200 * time.Millisecond})
-		r, kills := runChaos(t, c, 40*time.Second, 500*time.Millisecond)
+		r, kills := runChaos(t, c, 30*time.Second, 500*time.Millisecond)
 		checkChaos(t, c, r, kills)
 	})
 }
