@@ -95,7 +95,7 @@ const realNFSLimit = 12 * time.Minute
 // with NFS version vers.
 func realNFSScenarios(t *testing.T, vers string) {
 	t.Run("exclusion", func(t *testing.T) {
-		const cycles = 10
+		const cycles = 6
 		c := newCluster(t, clusterConfig{hosts: 3, daemons: true, limit: 5 * time.Minute, nfsVers: vers})
 		r := runExclusion(t, c, cycles, 0)
 		if want := len(c.nodes) * len(workerRoles) * cycles; r.cycles != want {
@@ -103,7 +103,7 @@ func realNFSScenarios(t *testing.T, vers string) {
 		}
 	})
 	t.Run("roundtrips", func(t *testing.T) { realNFSRoundTrips(t, vers) })
-	t.Run("handoff", func(t *testing.T) { realNFSHandoffs(t, vers, 8) })
+	t.Run("handoff", func(t *testing.T) { realNFSHandoffs(t, vers, 8, 3) })
 	t.Run("stale-across-hosts", func(t *testing.T) { realNFSStaleAcrossHosts(t, vers) })
 	t.Run("record-change", func(t *testing.T) { realNFSRecordChanges(t, vers) })
 	t.Run("silly-rename", func(t *testing.T) { realNFSSillyRename(t, vers) })
