@@ -168,7 +168,6 @@ func realNFSConnectionCuts(t *testing.T, vers string) {
 		cuts += n
 	}
 	c.stopWorkers(append(workers, probes...), 2*time.Minute)
-	c.sweep("lock", time.Minute)
 	r := readCheckLog(t, c.check)
 	t.Logf("%v; %d connections cut in %d sweeps over %v", r, cuts, sweeps, d)
 	for _, v := range r.violations {
@@ -195,9 +194,7 @@ func realNFSConnectionCuts(t *testing.T, vers string) {
 	if cuts == 0 {
 		t.Errorf("no connection was cut: the run proves nothing")
 	}
-	if left := c.leftovers(); slices.Contains(left, "lock.nfs_lock") {
-		t.Errorf("the lock is held after the run: export holds %s", describeFiles(left))
-	}
+	awaitGone(t, filepath.Join(c.export, "lock.nfs_lock")) // every worker released it; the mount's release follows the kernel's RELEASE
 }
 
 // rpcOpStats are a client mount's counts for one NFS operation, from
@@ -373,14 +370,14 @@ func errnoName(err error) string {
 
 // realNFSLatency adds 5 ms to every packet on the guest's loopback (netem;
 // each request and each reply: 10 ms a round trip) while workers of every
-// role on three hosts contend, after as long without: no violation, no
+// role on two hosts contend, after as long without: no violation, no
 // error, and the critical sections per second with and without. (The
 // handoff scenario measures handoffs with the same delay.)
 func realNFSLatency(t *testing.T, vers string) {
 	const d = 5 * time.Second
-	c := newCluster(t, clusterConfig{hosts: 3, daemons: true, limit: 3 * time.Minute, nfsVers: vers})
+	c := newCluster(t, clusterConfig{hosts: 2, daemons: true, limit: 3 * time.Minute, nfsVers: vers})
 	workers := c.startWorkers(workerRoles, "lock", 0, false)
-	start := c.awaitCycles(4, time.Minute)
+	start := c.awaitCycles(2, time.Minute)
 	time.Sleep(d)
 	without := readCheckLog(t, c.check)
 	addLoopbackDelay(t)

@@ -17,6 +17,25 @@ import (
 // What one host of a cluster sees of another's locks on real NFS, where
 // each host has its own client caches.
 
+// realNFSAcrossHosts runs the scenarios of this file, as subtests, in one
+// cluster of two hosts (a cluster costs the emulated guest seconds to set
+// up and tear down). Each uses lock names of its own; the record change,
+// whose holder keeps its lock to the end, comes last.
+func realNFSAcrossHosts(t *testing.T, vers string) {
+	c := newCluster(t, clusterConfig{hosts: 2, daemons: true, limit: 4 * time.Minute, nfsVers: vers})
+	parent := c.t
+	for _, s := range []struct {
+		name string
+		run  func(*testing.T, *cluster)
+	}{{"silly-rename", realNFSSillyRename}, {"stale-cleanup", realNFSStaleAcrossHosts}, {"record-change", realNFSRecordChanges}} {
+		t.Run(s.name, func(t *testing.T) {
+			c.t = t // what the part starts ends with it
+			defer func() { c.t = parent }()
+			s.run(t, c)
+		})
+	}
+}
+
 // realNFSStaleAcrossHosts: a library holder on host A is killed with -9, so
 // the lock's record names a dead process of A. Host B cannot judge A's
 // processes: it sees the lock held by a remote holder (status, nfslock -n,
@@ -25,8 +44,8 @@ import (
 // waiters then get it: the library waiter within its poll interval of A's
 // release (lockbench's worker times both, CLOCK_MONOTONIC, which the hosts
 // share).
-func realNFSStaleAcrossHosts(t *testing.T, vers string) {
-	c := newCluster(t, clusterConfig{hosts: 2, daemons: true, limit: 2 * time.Minute, nfsVers: vers})
+func realNFSStaleAcrossHosts(t *testing.T, c *cluster) {
+	vers := c.nfsVers
 	a, b := c.nodes[0], c.nodes[1]
 	lock := filepath.Join(c.export, "stale")
 	libWorker := func(n *node, name string) *hostProc {
@@ -101,9 +120,9 @@ func realNFSStaleAcrossHosts(t *testing.T, vers string) {
 // that began more than an attribute-cache period (acregmin, 3 s by default)
 // after the write returned may show the old message; how long each way took
 // to show the new one is logged (docs/testing.md says why it is so).
-func realNFSRecordChanges(t *testing.T, vers string) {
+func realNFSRecordChanges(t *testing.T, c *cluster) {
 	const rounds = 4
-	c := newCluster(t, clusterConfig{hosts: 2, daemons: true, limit: 3 * time.Minute, nfsVers: vers})
+	vers := c.nfsVers
 	a, b := c.nodes[0], c.nodes[1]
 	holder := a.spawn("holder", []string{"bash", "-c", `exec 9>"$MNT/rec" || exit
 echo held
@@ -187,8 +206,8 @@ func epochTime(t *testing.T, s string) time.Time {
 // not list it, locks in the directory must work as before, and the name
 // must not be usable as a lock name (SPEC §1): not through the CLI, not
 // through the mount, whose helper files it would alias.
-func realNFSSillyRename(t *testing.T, vers string) {
-	c := newCluster(t, clusterConfig{hosts: 1, daemons: true, limit: 2 * time.Minute, nfsVers: vers})
+func realNFSSillyRename(t *testing.T, c *cluster) {
+	vers := c.nfsVers
 	a := c.nodes[0]
 	opener := a.spawn("opener", []string{"bash", "-c", `exec 7>"$EXPORT/victim" && echo data >&7 && rm "$EXPORT/victim" || exit
 echo removed; read -r _; exit 0`}, a.env())
