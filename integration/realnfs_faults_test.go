@@ -139,7 +139,7 @@ func guestCommand(t *testing.T, name string, args ...string) string {
 // and removes files of its own the way the library does, counting each
 // operation that failed although it had happened.
 func realNFSConnectionCuts(t *testing.T, vers string) {
-	const d = 10 * time.Second
+	const d = 8 * time.Second
 	c := newCluster(t, clusterConfig{hosts: 2, daemons: true, limit: 4 * time.Minute, nfsVers: vers})
 	drcBefore := replyCacheStats(t)
 	statsBefore := map[*node]map[string]rpcOpStats{}
