@@ -47,7 +47,7 @@ lint:
 test:
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -p 1 -timeout 30m -skip '^TestRealNFS$$' ./...
-	$(GO) test -race -count=1 -timeout 20m -v -run '^TestRealNFS$$' ./integration/
+	$(GO) test -race -count=1 -timeout 25m -v -run '^TestRealNFS$$' ./integration/
 	$(MAKE) fuzz
 
 ## fuzz: fuzz the holder-record parser for FUZZTIME

@@ -1,6 +1,8 @@
 package integration
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -214,5 +216,46 @@ func (c *cluster) awaitQuiet() {
 		if now := c.fault.Counts().Total(); now != last {
 			last, quietSince = now, time.Now()
 		}
+	}
+}
+
+// A TryLock whose link made the lock but whose look for shared holders
+// failed (EIO listing the directory) releases the lock and returns the
+// error; when that release fails too (the server still failing), the lock
+// stays on disk in this process's name. It must not stay there for good:
+// this process's next attempt removes it and takes the lock, rather than
+// taking it for a lock of its own (a hang: every later TryLock said "held
+// by this process", every Acquire waited for itself, and every other host
+// waited until the process exited). Found on real NFS, a soft mount during
+// a server outage (TestRealNFS/v3/server-restart).
+func TestClusterFailedReaderCheckLeavesNoOrphan(t *testing.T) {
+	c := newCluster(t, clusterConfig{hosts: 1, limit: time.Minute})
+	lock := filepath.Join(c.export, "lock")
+	c.fault.Fail(faultfs.OpOpendir, syscall.EIO, 1) // the look for shared holders
+	c.fault.Fail(faultfs.OpOpen, syscall.EIO, 1)    // the release's open of P.nfs_lock
+	if _, err := nfslock.TryLock(lock); !errors.Is(err, syscall.EIO) {
+		t.Fatalf("TryLock with OPENDIR and OPEN failing: %v; want an error matching EIO", err)
+	}
+	if rec, err := nfslock.ReadRecord(lock); err != nil || rec.Pid != os.Getpid() {
+		t.Fatalf("the lock after the failed TryLock: %+v, %v; want it left in this process's name (else the test proves nothing)", rec, err)
+	}
+	l, err := nfslock.TryLock(lock)
+	if err != nil {
+		t.Fatalf("TryLock once the server answers again: %v; want the lock", err)
+	}
+	if err := l.Unlock(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	l, err = nfslock.Acquire(ctx, lock)
+	if err != nil {
+		t.Fatalf("Acquire afterwards: %v", err)
+	}
+	if err := l.Unlock(); err != nil {
+		t.Fatal(err)
+	}
+	if left := c.leftovers(); len(left) > 0 {
+		t.Errorf("files left in the export: %q", left)
 	}
 }

@@ -59,7 +59,11 @@ type clusterConfig struct {
 	// nfsVers, in the real-NFS guest, makes the export a real NFS export
 	// that each host mounts with this NFS version ("3", "4.2").
 	nfsVers string
-	hold    time.Duration // how long workers stay in the critical section; 0: workerHold
+	// nfsOptions, on real NFS, are each host's mount options added to the
+	// rig's (soft,timeo=10, say), by host index; none: the client's
+	// defaults (hard, attribute caches on).
+	nfsOptions [][]string
+	hold       time.Duration // how long workers stay in the critical section; 0: workerHold
 }
 
 // A node is one simulated host of a cluster.
@@ -104,7 +108,11 @@ func newCluster(t *testing.T, cfg clusterConfig) *cluster {
 		n := &node{c: c, name: name, host: h, mnt: mnts[i]}
 		c.nodes = append(c.nodes, n)
 		if c.nfsVers != "" {
-			n.mountNFS()
+			var options []string
+			if i < len(cfg.nfsOptions) {
+				options = cfg.nfsOptions[i]
+			}
+			n.mountNFS(options...)
 		}
 	}
 	if cfg.daemons {

@@ -154,6 +154,12 @@ func tryAcquire(p string, rec Record, onStale func(Holder), exclusive bool) (*Lo
 			}
 			cleaned = true
 			continue
+		case h.State == HolderAlive && h.Record.Pid == os.Getpid() && abandonedHere(p, id.ino, h.Raw) && try < maxTries:
+			if _, err := removeIfUnchanged(p, h.Raw, "removing a lock this process took but could not complete nor release"); err != nil {
+				return nil, err
+			}
+			abandonedLocks.Delete(p)
+			continue
 		case h.State == HolderAlive && h.Record.Pid == os.Getpid() && !lostHere(p, id.ino, h.Raw):
 			return nil, fmt.Errorf("%w: it is held in the name of this very process, taken for it by another (an enclosing 'nfslock PATH COMMAND', or an open through nfslockfs), and is released only when this process ends; waiting for it would never end: %w",
 				h.heldError(p, id), syscall.EDEADLK)
@@ -259,6 +265,40 @@ func (l *Lock) openOwned() (*flockedLock, error) {
 		return nil, fmt.Errorf("%w; our lock was broken and taken over", judge(fl.Holder).heldError(l.path, fl.id))
 	}
 	return fl, nil
+}
+
+// abandonedLocks are the lock files this process made but gave up, by path
+// (see Lock.abandon).
+var abandonedLocks sync.Map // path → abandonedLock
+
+type abandonedLock struct {
+	ino  uint64
+	data []byte
+}
+
+// abandon gives up l, an acquisition that could not be completed and whose
+// release failed (a filesystem error; on a soft NFS mount, the server not
+// answering): the caller got an error, so nobody will release l. This
+// process forgets it, so that it does not wait for itself, and remembers
+// its file, which names this process, so that its next attempt on the path
+// removes it (see tryAcquire) rather than taking it for a lock held in its
+// name by another process. Until then, or until this process ends, the
+// lock stays held on disk: other processes see it held by this one.
+func (l *Lock) abandon() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.released {
+		return
+	}
+	abandonedLocks.Store(l.path, abandonedLock{ino: l.ino, data: l.data})
+	l.forget()
+}
+
+// abandonedHere reports whether the lock file of inode ino holding raw is
+// one this process abandoned.
+func abandonedHere(p string, ino uint64, raw []byte) bool {
+	v, ok := abandonedLocks.Load(p)
+	return ok && v.(abandonedLock).ino == ino && bytes.Equal(v.(abandonedLock).data, raw)
 }
 
 // forget marks the lock released and hands it to the next waiter of this

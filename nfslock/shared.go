@@ -343,6 +343,7 @@ func readReaderFile(name string) (Holder, error) {
 // remain (or they cannot be listed), it releases l and returns an error
 // matching ErrLocked that names one of them, and ctx's error if it ended.
 // A lock marked at its acquisition (see becomeP) has none, and costs nothing.
+// If that release fails, l is abandoned (see Lock.abandon).
 func (l *Lock) excludeReaders(ctx context.Context, wait bool) error {
 	l.mu.Lock()
 	marked := l.marked
@@ -373,6 +374,7 @@ func (l *Lock) excludeReaders(ctx context.Context, wait bool) error {
 		}
 		if uerr := l.Unlock(); uerr != nil {
 			l.log.WithError(uerr).WithField("path", l.path).Warn("releasing a lock taken while shared holders remain")
+			l.abandon()
 		}
 		if waitErr != nil {
 			return fmt.Errorf("%w; gave up waiting for shared holders: %w", err, waitErr)
