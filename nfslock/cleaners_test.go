@@ -151,6 +151,10 @@ func TestRacingCleanersInProcess(t *testing.T) {
 		p := lockIn(t)
 		stale := staleRecord(t)
 		plant(t, p, stale)
+		_, id, err := readLockBytes(p)
+		if err != nil {
+			t.Fatal(err)
+		}
 		raw := stale.Encode()
 
 		start := make(chan struct{})
@@ -160,7 +164,7 @@ func TestRacingCleanersInProcess(t *testing.T) {
 			wg.Go(func() {
 				<-start
 				r := &results[i]
-				r.removed, r.err = removeIfUnchanged(p, raw, "cleaning up")
+				r.removed, r.err = removeIfUnchanged(p, id, raw, "cleaning up")
 				if r.removed {
 					r.lock, r.err = TryLock(p)
 				}

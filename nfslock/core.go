@@ -103,7 +103,7 @@ func Unlock(path string) error {
 	if !mine {
 		return fmt.Errorf("%w; not ours to unlock", h.heldError(path, id))
 	}
-	removed, err := removeIfUnchanged(path, h.Raw, "unlocking")
+	removed, err := removeIfUnchanged(path, id, h.Raw, "unlocking")
 	if err != nil {
 		return err
 	}
@@ -152,7 +152,7 @@ func Break(path string) (Holder, error) {
 	if err != nil {
 		return Holder{}, err
 	}
-	h, _, err := readLockFile(path)
+	h, id, err := readLockFile(path)
 	if errors.Is(err, syscall.ELOOP) || errors.Is(err, syscall.EINVAL) {
 		// Not a regular file: no record to compare, nothing a holder wrote.
 		fi, lerr := os.Lstat(lockFile(path))
@@ -167,7 +167,7 @@ func Break(path string) (Holder, error) {
 	if err != nil {
 		return Holder{}, err
 	}
-	removed, err := removeIfUnchanged(path, h.Raw, "breaking the lock")
+	removed, err := removeIfUnchanged(path, id, h.Raw, "breaking the lock")
 	if err != nil {
 		return h, err
 	}

@@ -165,7 +165,7 @@ func judge(h Holder) Holder {
 		return h
 	case !isLocal(rec):
 		h.State = HolderRemote
-	case alive(rec), h.File != nil && vouched(h.File):
+	case alive(rec), h.File != nil && vouched(h.File, h.Raw):
 		// A holder that exited is alive while a process of this host
 		// vouches for its lock (see vouch.go).
 		h.State = HolderAlive

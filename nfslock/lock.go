@@ -145,7 +145,7 @@ func tryAcquire(p string, rec Record, onStale func(Holder), exclusive bool) (*Lo
 		case err != nil:
 			return nil, err
 		case h.State == HolderDead && !cleaned && try < maxTries:
-			removed, err := removeIfUnchanged(p, h.Raw, fmt.Sprintf("cleaning up the stale lock of pid %d on %s, which is gone", h.Record.Pid, h.Record.Host))
+			removed, err := removeIfUnchanged(p, id, h.Raw, fmt.Sprintf("cleaning up the stale lock of pid %d on %s, which is gone", h.Record.Pid, h.Record.Host))
 			if err != nil {
 				return nil, err
 			}
@@ -155,7 +155,7 @@ func tryAcquire(p string, rec Record, onStale func(Holder), exclusive bool) (*Lo
 			cleaned = true
 			continue
 		case h.State == HolderAlive && h.Record.Pid == os.Getpid() && abandonedHere(p, id.ino, h.Raw) && try < maxTries:
-			if _, err := removeIfUnchanged(p, h.Raw, "removing a lock this process took but could not complete nor release"); err != nil {
+			if _, err := removeIfUnchanged(p, id, h.Raw, "removing a lock this process took but could not complete nor release"); err != nil {
 				return nil, err
 			}
 			abandonedLocks.Delete(p)
@@ -185,7 +185,7 @@ func (l *Lock) activate(o *options, waited time.Duration) error {
 	l.acquired = time.Now()
 	l.log = o.log
 	if o.vouch {
-		if err := vouch(l.dev, l.ino); err != nil {
+		if err := vouch(l.dev, l.ino, l.data, l); err != nil {
 			l.Unlock()
 			return fmt.Errorf("nfslock: %s: vouching for the lock on this host: %w", l.path, err)
 		}
@@ -305,7 +305,7 @@ func abandonedHere(p string, ino uint64, raw []byte) bool {
 // process. Called with l.mu held.
 func (l *Lock) forget() {
 	if l.vouched {
-		unvouch(l.dev, l.ino)
+		unvouch(l.dev, l.ino, l.data, l)
 	}
 	if l.lease != nil {
 		l.lease.end()
@@ -412,7 +412,7 @@ func (l *Lock) replaceRecord(rec Record) error {
 		}
 	}
 	if l.vouched {
-		if err := vouch(a.dev, a.ino); err != nil {
+		if err := vouch(a.dev, a.ino, data, l); err != nil {
 			os.Remove(a.name)
 			if haveCopy {
 				os.Remove(copyForP)
@@ -425,7 +425,7 @@ func (l *Lock) replaceRecord(rec Record) error {
 	}
 	if err := rename(a.name, lockFile(l.path)); err != nil {
 		if l.vouched {
-			unvouch(a.dev, a.ino)
+			unvouch(a.dev, a.ino, data, l)
 		}
 		os.Remove(a.name)
 		if haveCopy {
@@ -444,7 +444,7 @@ func (l *Lock) replaceRecord(rec Record) error {
 		os.Remove(copyForP)
 	}
 	if l.vouched {
-		unvouch(l.dev, l.ino)
+		unvouch(l.dev, l.ino, l.data, l)
 	}
 	l.rec, l.data, l.dev, l.ino, l.file = rec, data, a.dev, a.ino, a.fi
 	return nil

@@ -116,7 +116,7 @@ func (gate *Lock) admitReader(waited time.Duration) (*SharedLock, error) {
 		if err = registerReader(p, a.name, s.name); err != nil {
 			os.Remove(a.name)
 		} else if vouched {
-			if err = vouch(a.dev, a.ino); err != nil {
+			if err = vouch(a.dev, a.ino, data, s); err != nil {
 				os.Remove(s.name)
 			}
 		}
@@ -126,7 +126,7 @@ func (gate *Lock) admitReader(waited time.Duration) (*SharedLock, error) {
 		// held by a caller that was told of a failure.
 		os.Remove(s.name)
 		if vouched {
-			unvouch(a.dev, a.ino)
+			unvouch(a.dev, a.ino, data, s)
 		}
 		return nil, uerr
 	}
@@ -192,7 +192,7 @@ func (s *SharedLock) Unlock() error {
 	// finds it absent; a reader getting in meanwhile makes it again.
 	syscall.Rmdir(readersDir(s.path))
 	if s.vouched {
-		unvouch(s.dev, s.ino)
+		unvouch(s.dev, s.ino, s.data, s)
 	}
 	s.released = true
 	s.register(false)
@@ -433,7 +433,7 @@ func (s *SharedLock) SetOwner(pid int) error {
 		return pathError(s.path, err)
 	}
 	if s.vouched {
-		if err := vouch(a.dev, a.ino); err != nil {
+		if err := vouch(a.dev, a.ino, data, s); err != nil {
 			os.Remove(a.name)
 			return fmt.Errorf("nfslock: %s: vouching for the new record on this host: %w", s.path, err)
 		}
@@ -447,7 +447,7 @@ func (s *SharedLock) SetOwner(pid int) error {
 	os.Remove(a.name) // left only if the rename did not happen
 	if err != nil || !replaced {
 		if s.vouched {
-			unvouch(a.dev, a.ino)
+			unvouch(a.dev, a.ino, data, s)
 		}
 	}
 	if err != nil {
@@ -457,7 +457,7 @@ func (s *SharedLock) SetOwner(pid int) error {
 		return fmt.Errorf("nfslock: %s: our shared lock was removed by someone else: %w", s.path, ErrNotLocked)
 	}
 	if s.vouched {
-		unvouch(s.dev, s.ino)
+		unvouch(s.dev, s.ino, s.data, s)
 	}
 	s.rec, s.data, s.dev, s.ino = rec, data, a.dev, a.ino
 	return nil

@@ -88,12 +88,16 @@ func (fl *flockedLock) closeFile() {
 	}
 }
 
-// removeIfUnchanged removes the lock at p if P.nfs_lock still holds exactly
-// the bytes raw, which the caller judged removable; doing says why, for
-// errors ("cleaning up a stale lock"). It reports whether it removed it. Of several cleaners that judged the same stale lock, exactly
-// one removes it; the others find the name gone or naming a new lock, and
-// leave it alone.
-func removeIfUnchanged(p string, raw []byte, doing string) (bool, error) {
+// removeIfUnchanged removes the lock at p if P.nfs_lock is still the file
+// judged (its device and inode) and holds exactly the bytes raw, which the
+// caller judged removable; doing says why, for errors ("cleaning up a
+// stale lock"). It reports whether it removed it. Of several cleaners that
+// judged the same stale lock, exactly one removes it; the others find the
+// name gone or naming a new lock, and leave it alone. The bytes alone do
+// not suffice: a holder that rewrites its record with the same bytes
+// (SetMessage of the same text) makes a new file, which may be vouched for
+// where the judged one no longer is (see vouch.go).
+func removeIfUnchanged(p string, judged fileID, raw []byte, doing string) (bool, error) {
 	fl, err := openFlocked(p)
 	if errors.Is(err, ErrNotLocked) {
 		return false, nil
@@ -102,7 +106,7 @@ func removeIfUnchanged(p string, raw []byte, doing string) (bool, error) {
 		return false, err
 	}
 	defer fl.Close()
-	if !bytes.Equal(fl.Raw, raw) {
+	if fl.id.dev != judged.dev || fl.id.ino != judged.ino || !bytes.Equal(fl.Raw, raw) {
 		return false, nil
 	}
 	if dur, err := dirLease(p); err == nil && dur > 0 {

@@ -5,6 +5,7 @@ package nfslock
 import (
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"os"
 	"path/filepath"
 	"sync"
@@ -22,7 +23,8 @@ import (
 //
 // A vouch closes that window. While the lock is held, the process that holds
 // it keeps a host-local symbolic link named after the lock file's device and
-// inode, whose target names the vouching process (pid and start time). A
+// inode and its record's hash, whose target names the vouching process (pid
+// and start time). A
 // process of this package that finds the record's process of this host dead
 // looks for a vouch, and while the vouching process runs, the holder counts
 // as alive. symlink(2) makes the name and its content in one step, so a vouch
@@ -47,8 +49,14 @@ var vouchDir = sync.OnceValue(func() string {
 	return dir
 })
 
-func vouchName(dev, ino uint64) string {
-	return filepath.Join(vouchDir(), fmt.Sprintf("%d.%d", dev, ino))
+// vouchName names the vouch for the lock file dev, ino holding the record
+// raw. The record's hash makes a vouch specific to one lock: a vouch that
+// outlives its lock (whose holder has yet to learn that it was broken)
+// vouches for no later lock file that gets the same inode number.
+func vouchName(dev, ino uint64, raw []byte) string {
+	h := fnv.New64a()
+	h.Write(raw)
+	return filepath.Join(vouchDir(), fmt.Sprintf("%d.%d.%016x", dev, ino, h.Sum64()))
 }
 
 // selfVouch is a vouch's target: this process's pid and start time, in
@@ -61,33 +69,55 @@ var selfVouch = sync.OnceValues(func() (string, error) {
 	return fmt.Sprintf("%d %d", os.Getpid(), start.UnixMicro()), nil
 })
 
-// vouch makes this process answer for the lock file dev, ino to the other
-// processes of this host, until unvouch. Its errors are the host
-// filesystem's.
-func vouch(dev, ino uint64) error {
+// ownVouches maps each vouch this process made to the holder it made it
+// for (a *Lock or a *SharedLock), so that one holder's end never removes
+// another's vouch of the same name.
+var ownVouches = struct {
+	sync.Mutex
+	m map[string]any
+}{m: make(map[string]any)}
+
+// vouch makes this process answer, for holder, for the lock file dev, ino
+// holding raw, to the other processes of this host, until unvouch. Its
+// errors are the host filesystem's.
+func vouch(dev, ino uint64, raw []byte, holder any) error {
 	target, err := selfVouch()
 	if err != nil {
 		return err
 	}
-	name := vouchName(dev, ino)
+	name := vouchName(dev, ino, raw)
+	ownVouches.Lock()
+	defer ownVouches.Unlock()
 	err = os.Symlink(target, name)
 	if errors.Is(err, os.ErrExist) {
-		// Left by a vouching process that died, for a file whose inode
-		// number the server has given again.
+		// Left by a vouching process that died, or by a holder of this
+		// process whose lock was broken: that lock is gone.
 		os.Remove(name)
 		err = os.Symlink(target, name)
+	}
+	if err == nil {
+		ownVouches.m[name] = holder
 	}
 	return err
 }
 
-// unvouch ends this process's vouch for the lock file dev, ino.
-func unvouch(dev, ino uint64) { os.Remove(vouchName(dev, ino)) }
+// unvouch ends holder's vouch for the lock file dev, ino holding raw, if
+// that vouch is still holder's.
+func unvouch(dev, ino uint64, raw []byte, holder any) {
+	name := vouchName(dev, ino, raw)
+	ownVouches.Lock()
+	defer ownVouches.Unlock()
+	if ownVouches.m[name] == holder {
+		delete(ownVouches.m, name)
+		os.Remove(name)
+	}
+}
 
 // vouched reports whether a live process of this host vouches for the lock
-// file fi.
-func vouched(fi os.FileInfo) bool {
+// file fi holding raw.
+func vouched(fi os.FileInfo, raw []byte) bool {
 	id := fileIDOf(fi)
-	target, err := os.Readlink(vouchName(id.dev, id.ino))
+	target, err := os.Readlink(vouchName(id.dev, id.ino, raw))
 	if err != nil {
 		return false
 	}
