@@ -89,8 +89,9 @@ func TestRealNFS(t *testing.T) {
 
 // realNFSLimit bounds the guest's whole run: boot, every scenario on both
 // versions, power-off. On a 2-core machine that other suites' guests loaded
-// (load average 15-56) the run took 15m48s and was cut short; make test's
-// -timeout for TestRealNFS is above this limit.
+// (load average 3 to 56) a whole run took 15m47s, and another was cut short
+// after 15 minutes (docs/testing.md, "Real NFS"); make test's -timeout for
+// TestRealNFS is above this limit.
 const realNFSLimit = 20 * time.Minute
 
 // realNFSScenarios runs, in the guest, the cluster scenarios on real NFS
