@@ -42,7 +42,7 @@ func runExclusion(t *testing.T, c *cluster, cycles int, d time.Duration) checkRe
 	for _, v := range r.violations {
 		t.Errorf("violation: %s", v)
 	}
-	if left := c.leftovers(); len(left) > 0 {
+	if left := c.leftoversOnceReleased(); len(left) > 0 {
 		t.Errorf("files left in the export after every worker released the lock: %q", left)
 	}
 	return r

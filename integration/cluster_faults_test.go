@@ -59,7 +59,7 @@ func TestClusterLostLinkReplies(t *testing.T) {
 	for _, v := range r.violations {
 		t.Errorf("violation: %s", v)
 	}
-	if left := c.leftovers(); len(left) > 0 {
+	if left := c.leftoversOnceReleased(); len(left) > 0 {
 		t.Errorf("files left in the export: %q", left)
 	}
 }

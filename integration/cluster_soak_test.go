@@ -45,7 +45,7 @@ func TestClusterSoak(t *testing.T) {
 		c := newCluster(t, clusterConfig{hosts: 3, daemons: true, limit: limit, hold: readerWriterHold})
 		rwChaos, rwKills = runChaosOf(t, c, readerWriterRoles, part, readerWriterKillEvery)
 		checkChaos(t, c, rwChaos, rwKills)
-		checkReaderWriterChaos(t, rwChaos, rwKills)
+		checkReaderWriterChaos(t, rwChaos, rwKills, true)
 	})
 	t.Logf("soak %v: exclusion: %d cycles, %d violations; chaos: %d cycles, %d kills, %d violations; "+
 		"readers-writers: %d cycles (%d shared, %d beside another host's reader), %d violations; "+
