@@ -499,9 +499,9 @@ func (c *cluster) leftovers() []string {
 }
 
 // leftoversOnceReleased lists the export's files once it is empty, or after
-// 5 s: a lock that flock(2) took through a mount is released when the
-// kernel's RELEASE of its open file reaches the daemon, which comes after
-// the last process holding the file has exited, so after the workers.
+// 5 s: a lock taken through a mount (by an open, or by flock(2) on its
+// file) is released when the kernel's RELEASE of the open file reaches the
+// daemon, which comes after the last process holding the file has exited.
 func (c *cluster) leftoversOnceReleased() []string {
 	c.t.Helper()
 	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
