@@ -61,7 +61,7 @@ timeout 0.5 bash -c 'exec 9>"$MNT/$NAME"'; echo "open=$?"`, env)
 			t.Errorf("%s: break --force, then taking the lock through the mount: exit %d: %s", tc.name, code, out)
 		}
 	}
-	if left := c.leftovers(); len(left) > 0 {
+	if left := c.leftoversOnceReleased(); len(left) > 0 {
 		t.Errorf("files left in the export: %q", left)
 	}
 }

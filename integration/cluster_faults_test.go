@@ -48,11 +48,11 @@ func TestClusterLostLinkReplies(t *testing.T) {
 
 	linksBefore := c.fault.Counts()[faultfs.OpLink]
 	const cycles = 25
-	c.awaitWorkers(c.startWorkers(workerRoles, "lock", cycles, false), 2*time.Minute)
+	c.awaitWorkers(c.startWorkers(exclusiveRoles, "lock", cycles, false), 2*time.Minute)
 	r := readCheckLog(t, c.check)
 	t.Logf("%d hosts × %d workers with lost LINK replies: %v; %d LINKs, every reply lost",
-		len(c.nodes), len(workerRoles), r, c.fault.Counts()[faultfs.OpLink]-linksBefore)
-	if want := len(c.nodes) * len(workerRoles) * cycles; r.cycles != want {
+		len(c.nodes), len(exclusiveRoles), r, c.fault.Counts()[faultfs.OpLink]-linksBefore)
+	if want := len(c.nodes) * len(exclusiveRoles) * cycles; r.cycles != want {
 		t.Errorf("%d critical sections logged, want %d", r.cycles, want)
 	}
 	for _, e := range r.errors {
@@ -61,7 +61,7 @@ func TestClusterLostLinkReplies(t *testing.T) {
 	for _, v := range r.violations {
 		t.Errorf("violation: %s", v)
 	}
-	if left := c.leftovers(); len(left) > 0 {
+	if left := c.leftoversOnceReleased(); len(left) > 0 {
 		t.Errorf("files left in the export: %q", left)
 	}
 }
@@ -79,7 +79,7 @@ var stormOps = []faultfs.Op{faultfs.OpLookup, faultfs.OpGetattr, faultfs.OpCreat
 // and every host can take the lock.
 func TestClusterFaultStorms(t *testing.T) {
 	c := newCluster(t, clusterConfig{hosts: 3, daemons: true, limit: 3 * time.Minute})
-	workers := c.startWorkers(workerRoles, "lock", 0, false)
+	workers := c.startWorkers(exclusiveRoles, "lock", 0, false)
 	cycles := func() int { return readCheckLog(t, c.check).cycles }
 	phase := func(name string, d time.Duration) {
 		before, errorsBefore := cycles(), len(readCheckLog(t, c.check).errors)

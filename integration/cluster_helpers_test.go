@@ -506,6 +506,19 @@ func (c *cluster) leftovers() []string {
 	return testutil.Names(c.t, c.export) // os.ReadDir sorts them
 }
 
+// leftoversOnceReleased lists the export's files once it is empty, or after
+// 5 s: a lock taken through a mount (by an open, or by flock(2) on its
+// file) is released when the kernel's RELEASE of the open file reaches the
+// daemon, which comes after the last process holding the file has exited.
+func (c *cluster) leftoversOnceReleased() []string {
+	c.t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if left := c.leftovers(); len(left) == 0 || time.Now().After(deadline) {
+			return left
+		}
+	}
+}
+
 // tailBuffer keeps the last lines written to it, and whether any line
 // reported a data race.
 type tailBuffer struct {

@@ -30,11 +30,11 @@ func TestClusterSoak(t *testing.T) {
 	var kills, rwKills map[string]int
 	t.Run("exclusion", func(t *testing.T) {
 		c := newCluster(t, clusterConfig{hosts: 3, daemons: true, limit: limit})
-		exclusion = runExclusion(t, c, 0, part)
+		exclusion = runExclusionOf(t, c, exclusiveRoles, 0, part)
 	})
 	t.Run("chaos", func(t *testing.T) {
 		c := newCluster(t, clusterConfig{hosts: 3, daemons: true, limit: limit})
-		chaos, kills = runChaos(t, c, part, 15*time.Millisecond)
+		chaos, kills = runChaosOf(t, c, exclusiveRoles, part, 15*time.Millisecond)
 		checkChaos(t, c, chaos, kills)
 	})
 	t.Run("readers-writers", func(t *testing.T) {
@@ -45,12 +45,12 @@ func TestClusterSoak(t *testing.T) {
 		c := newCluster(t, clusterConfig{hosts: 3, daemons: true, limit: limit, hold: readerWriterHold})
 		rwChaos, rwKills = runChaosOf(t, c, readerWriterRoles, part, readerWriterKillEvery)
 		checkChaos(t, c, rwChaos, rwKills)
-		checkReaderWriterChaos(t, rwChaos, rwKills)
+		checkReaderWriterChaos(t, rwChaos, rwKills, true)
 	})
 	t.Logf("soak %v: exclusion: %d cycles, %d violations; chaos: %d cycles, %d kills, %d violations; "+
 		"readers-writers: %d cycles (%d shared, %d beside another host's reader), %d violations; "+
 		"their chaos: %d cycles (%d shared, %d beside another host's reader), %d kills, %d violations",
-		d, exclusion.cycles, len(exclusion.violations), chaos.cycles, totalKills(kills, workerRoles), len(chaos.violations),
+		d, exclusion.cycles, len(exclusion.violations), chaos.cycles, totalKills(kills, exclusiveRoles), len(chaos.violations),
 		rw.cycles, rw.shared, rw.overlaps, len(rw.violations),
 		rwChaos.cycles, rwChaos.shared, rwChaos.overlaps, totalKills(rwKills, readerWriterRoles), len(rwChaos.violations))
 }
