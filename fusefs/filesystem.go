@@ -143,6 +143,7 @@ func (fsys *filesystem) forget(h *holdHandle) {
 // the next acquirer of this host cleans it up.
 func (fsys *filesystem) settle() {
 	fsys.releasing.Wait()
+	fsys.endVouches()
 	left := fsys.holds()
 	deadline := time.Now().Add(settleGrace)
 	for _, h := range left {
@@ -160,6 +161,26 @@ func (fsys *filesystem) settle() {
 }
 
 const settleGrace = 2 * time.Second
+
+// endVouches ends the daemon's vouches for the locks its open files hold
+// (see nfslock.WithVouch): once the mount is gone, the records alone must
+// say whether they are held, as when the daemon has exited, and settle
+// judges them so.
+func (fsys *filesystem) endVouches() {
+	fsys.mu.Lock()
+	defer fsys.mu.Unlock()
+	for _, h := range fsys.held {
+		h.lock.EndVouch()
+	}
+	for _, ol := range fsys.fileLocks {
+		if ol.hold != nil {
+			ol.hold.lock.EndVouch()
+		}
+		if ol.shared != nil {
+			ol.shared.EndVouch()
+		}
+	}
+}
 
 // holds returns the locks that the mount's open files hold now, by their
 // open or by flock(2) and fcntl(2).

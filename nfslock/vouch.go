@@ -113,6 +113,31 @@ func unvouch(dev, ino uint64, raw []byte, holder any) {
 	}
 }
 
+// EndVouch ends this process's vouch for the lock (WithVouch) without
+// releasing it: from then on its record alone says whether it is held, as
+// for any lock whose holder is another process. A server that stops
+// serving its locks while their holders still run calls it, so that the
+// locks become stale when those holders exit, whether or not this process
+// lives on. It does nothing to a lock this process does not vouch for.
+func (l *Lock) EndVouch() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.vouched {
+		unvouch(l.dev, l.ino, l.data, l)
+		l.vouched = false
+	}
+}
+
+// EndVouch is Lock.EndVouch for a shared hold.
+func (s *SharedLock) EndVouch() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.vouched {
+		unvouch(s.dev, s.ino, s.data, s)
+		s.vouched = false
+	}
+}
+
 // vouched reports whether a live process of this host vouches for the lock
 // file fi holding raw.
 func vouched(fi os.FileInfo, raw []byte) bool {
