@@ -220,8 +220,9 @@ func (c *cluster) awaitQuiet() {
 }
 
 // A TryLock whose link made the lock but whose look for shared holders
-// failed (EIO listing the directory) releases the lock and returns the
-// error; when that release fails too (the server still failing), the lock
+// failed (its mark refused by the readers' directory, here one left empty
+// by a reader that died, and EIO listing that directory) releases the lock
+// and returns the error; when that release fails too (the server still failing), the lock
 // stays on disk in this process's name. It must not stay there for good:
 // this process's next attempt removes it and takes the lock, rather than
 // taking it for a lock of its own (a hang: every later TryLock said "held
@@ -231,7 +232,10 @@ func (c *cluster) awaitQuiet() {
 func TestClusterFailedReaderCheckLeavesNoOrphan(t *testing.T) {
 	c := newCluster(t, clusterConfig{hosts: 1, limit: time.Minute})
 	lock := filepath.Join(c.export, "lock")
-	c.fault.Fail(faultfs.OpOpendir, syscall.EIO, 1) // the look for shared holders
+	if err := os.Mkdir(lock+nfslock.ReadersDirSuffix, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	c.fault.Fail(faultfs.OpOpendir, syscall.EIO, 2) // the look for shared holders: the lock directory's revalidation, then the readers' directory
 	c.fault.Fail(faultfs.OpOpen, syscall.EIO, 1)    // the release's open of P.nfs_lock
 	if _, err := nfslock.TryLock(lock); !errors.Is(err, syscall.EIO) {
 		t.Fatalf("TryLock with OPENDIR and OPEN failing: %v; want an error matching EIO", err)
