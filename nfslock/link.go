@@ -107,10 +107,31 @@ func (a attempt) becomeP(p string, exclusive bool) (ownsP, marked bool) {
 	return ownsP, marked
 }
 
+// renameTo renames the attempt file to target and reports whether target
+// is now the attempt file. A rename that fails may still have happened: NFS
+// retransmits a RENAME whose reply was lost, and the server answers the
+// retransmission with ENOENT (the attempt name is gone). So after a failure
+// target is compared with the attempt file by device and inode, as linkTo
+// does; rename's error is returned only if target is not the attempt file.
+func (a attempt) renameTo(target string) error {
+	err := rename(a.name, target)
+	if err == nil {
+		return nil
+	}
+	if fi, lerr := os.Lstat(target); lerr == nil && sameInode(fi, a.dev, a.ino) {
+		return nil
+	}
+	return err
+}
+
+// renameFile is rename(2); tests replace it to lose the reply of a rename
+// that happened, as a retransmitted NFS RENAME does.
+var renameFile = syscall.Rename
+
 // rename is rename(2). os.Rename first lstats the new name to refuse a
 // directory, which costs an NFS round trip; rename(2) refuses one anyway.
 func rename(from, to string) error {
-	if err := syscall.Rename(from, to); err != nil {
+	if err := renameFile(from, to); err != nil {
 		return &os.LinkError{Op: "rename", Old: from, New: to, Err: err}
 	}
 	return nil

@@ -423,7 +423,7 @@ func (l *Lock) replaceRecord(rec Record) error {
 	if l.lease != nil {
 		l.lease.replacing(a.ino)
 	}
-	if err := rename(a.name, lockFile(l.path)); err != nil {
+	if err := a.renameTo(lockFile(l.path)); err != nil {
 		if l.vouched {
 			unvouch(a.dev, a.ino, data, l)
 		}

@@ -113,7 +113,7 @@ func (gate *Lock) admitReader(waited time.Duration) (*SharedLock, error) {
 	s := &SharedLock{path: p, name: readerFile(p), rec: rec, data: data, log: log, vouched: vouched}
 	a, err := writeAttempt(p, data)
 	if err == nil {
-		if err = registerReader(p, a.name, s.name); err != nil {
+		if err = registerReader(p, a, s.name); err != nil {
 			os.Remove(a.name)
 		} else if vouched {
 			if err = vouch(a.dev, a.ino, data, s); err != nil {
@@ -146,11 +146,11 @@ func (gate *Lock) admitReader(waited time.Duration) (*SharedLock, error) {
 // writer holds the lock and every mark there is a leftover. The server
 // refuses a rename into a directory that is gone (the last reader of
 // another host removed it meanwhile): then it is made again.
-func registerReader(p, attemptName, name string) error {
+func registerReader(p string, a attempt, name string) error {
 	dir := readersDir(p)
 	var err error
 	for range 3 {
-		if err = rename(attemptName, name); err == nil || !errors.Is(err, syscall.ENOENT) && !errors.Is(err, syscall.ENOTDIR) {
+		if err = a.renameTo(name); err == nil || !errors.Is(err, syscall.ENOENT) && !errors.Is(err, syscall.ENOTDIR) {
 			return err
 		}
 		if errors.Is(err, syscall.ENOTDIR) {
@@ -442,7 +442,7 @@ func (s *SharedLock) SetOwner(pid int) error {
 		if !sameInode(fi, s.dev, s.ino) {
 			return false, nil
 		}
-		return true, rename(a.name, s.name)
+		return true, a.renameTo(s.name)
 	})
 	os.Remove(a.name) // left only if the rename did not happen
 	if err != nil || !replaced {
