@@ -207,6 +207,7 @@ func (s *SharedLock) Unlock() error {
 // attributes and bytes) while holding the host's lock for that file (the
 // lock stale-lock cleaners take), so that of two processes judging one
 // reader file at once only one acts on it, and never on a file made since.
+// act runs with the file closed unless the host's lock is an flock of it.
 // act removes or replaces it if it so decides, and reports whether it did;
 // a missing file is (false, nil).
 func withReaderFile(name string, act func(fi os.FileInfo, raw []byte) (bool, error)) (bool, error) {
@@ -217,7 +218,11 @@ func withReaderFile(name string, act func(fi os.FileInfo, raw []byte) (bool, err
 	if err != nil {
 		return false, err
 	}
-	defer f.Close()
+	defer func() {
+		if f != nil {
+			f.Close()
+		}
+	}()
 	fi, err := f.Stat()
 	if err != nil {
 		return false, err
@@ -237,6 +242,13 @@ func withReaderFile(name string, act func(fi os.FileInfo, raw []byte) (bool, err
 	raw, err := readRecordBytes(f, fi.Size())
 	if err != nil {
 		return false, err
+	}
+	if hostLock != nil {
+		// As flockedLock.closeFile: removing an open file on NFS is a silly
+		// rename, a .nfsXXXX left in P.nfs_readers until the close, which
+		// makes the last reader's rmdir fail with ENOTEMPTY.
+		f.Close()
+		f = nil
 	}
 	return act(fi, raw)
 }
