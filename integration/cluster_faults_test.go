@@ -222,7 +222,7 @@ func (c *cluster) awaitQuiet() {
 // A TryLock whose link made the lock but whose look for shared holders
 // failed (its mark refused by the readers' directory, here one left empty
 // by a reader that died, and EIO listing that directory) releases the lock
-// and returns the error; when that release fails too (the server still failing), the lock
+// and returns the error; when that release fails too, retries included (the server still failing), the lock
 // stays on disk in this process's name. It must not stay there for good:
 // this process's next attempt removes it and takes the lock, rather than
 // taking it for a lock of its own (a hang: every later TryLock said "held
@@ -236,7 +236,7 @@ func TestClusterFailedReaderCheckLeavesNoOrphan(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.fault.Fail(faultfs.OpOpendir, syscall.EIO, 2) // the look for shared holders: the lock directory's revalidation, then the readers' directory
-	c.fault.Fail(faultfs.OpOpen, syscall.EIO, 1)    // the release's open of P.nfs_lock
+	c.fault.Fail(faultfs.OpOpen, syscall.EIO, 3)    // the release's opens of P.nfs_lock: a try and nfslock's two retries
 	if _, err := nfslock.TryLock(lock); !errors.Is(err, syscall.EIO) {
 		t.Fatalf("TryLock with OPENDIR and OPEN failing: %v; want an error matching EIO", err)
 	}

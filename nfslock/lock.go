@@ -294,6 +294,41 @@ func (l *Lock) abandon() {
 	l.forget()
 }
 
+// releaseTries is how many times releaseOrAbandon tries a release, 10 ms
+// apart and doubling, before it abandons the lock.
+const releaseTries = 3
+
+// releaseOrAbandon releases l, an acquisition the caller gives up on. A
+// release that fails on a filesystem error (ESTALE; EIO of a soft mount
+// whose server does not answer for a moment) is tried again a few times;
+// if it still fails, l is abandoned (see abandon), which the log says
+// (doing names the release there), and Unlock's error is returned. The
+// caller is told of a failure: left registered and vouched for, l would
+// stay held for the life of this process, with nobody to release it.
+func (l *Lock) releaseOrAbandon(doing string) error {
+	delay := 10 * time.Millisecond
+	var err error
+	for try := 1; try <= releaseTries; try++ {
+		if err = l.Unlock(); err == nil || l.isReleased() {
+			return err
+		}
+		if try < releaseTries {
+			time.Sleep(delay)
+			delay *= 2
+		}
+	}
+	l.log.WithError(err).WithField("path", l.path).Warn(doing + " failed; abandoned: it stays on disk in this process's name until the process's next attempt on the path or its end")
+	l.abandon()
+	return err
+}
+
+// isReleased reports whether l was released or forgotten.
+func (l *Lock) isReleased() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.released
+}
+
 // abandonedHere reports whether the lock file of inode ino holding raw is
 // one this process abandoned.
 func abandonedHere(p string, ino uint64, raw []byte) bool {

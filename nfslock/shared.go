@@ -105,7 +105,8 @@ func AcquireShared(ctx context.Context, path string, opts ...Option) (*SharedLoc
 }
 
 // admitReader turns the gate, P.nfs_lock held for a reader, into that
-// reader's file, and lets the gate go.
+// reader's file, and lets the gate go; a gate it cannot let go is
+// abandoned (see releaseOrAbandon), whether or not the reader got in.
 func (gate *Lock) admitReader(waited time.Duration) (*SharedLock, error) {
 	gate.mu.Lock()
 	p, rec, data, log, vouched := gate.path, gate.rec, gate.data, gate.log, gate.vouched
@@ -121,7 +122,7 @@ func (gate *Lock) admitReader(waited time.Duration) (*SharedLock, error) {
 			}
 		}
 	}
-	if uerr := gate.Unlock(); err == nil && uerr != nil {
+	if uerr := gate.releaseOrAbandon("releasing the gate of a shared acquisition"); err == nil && uerr != nil {
 		// The reader file exists: release it too, so that nothing is left
 		// held by a caller that was told of a failure.
 		os.Remove(s.name)
@@ -355,7 +356,7 @@ func readReaderFile(name string) (Holder, error) {
 // remain (or they cannot be listed), it releases l and returns an error
 // matching ErrLocked that names one of them, and ctx's error if it ended.
 // A lock marked at its acquisition (see becomeP) has none, and costs nothing.
-// If that release fails, l is abandoned (see Lock.abandon).
+// If that release keeps failing, l is abandoned (see releaseOrAbandon).
 func (l *Lock) excludeReaders(ctx context.Context, wait bool) error {
 	l.mu.Lock()
 	marked := l.marked
@@ -384,10 +385,7 @@ func (l *Lock) excludeReaders(ctx context.Context, wait bool) error {
 				waitErr = ctx.Err()
 			}
 		}
-		if uerr := l.Unlock(); uerr != nil {
-			l.log.WithError(uerr).WithField("path", l.path).Warn("releasing a lock taken while shared holders remain")
-			l.abandon()
-		}
+		l.releaseOrAbandon("releasing a lock taken while shared holders remain")
 		if waitErr != nil {
 			return fmt.Errorf("%w; gave up waiting for shared holders: %w", err, waitErr)
 		}
