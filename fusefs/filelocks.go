@@ -389,8 +389,8 @@ func (fsys *filesystem) mountHolder(path string) (int, bool) {
 	return 0, false
 }
 
-// releaseOwnerLock releases ol's lock in the background, and returns a
-// channel closed once it is released.
+// releaseOwnerLock releases ol's lock in the background, retrying (see
+// unlockRetrying), and returns a channel closed once it is released.
 func (fsys *filesystem) releaseOwnerLock(ol *ownerLock) <-chan struct{} {
 	if ol.hold != nil {
 		fsys.release(ol.hold)
@@ -398,8 +398,9 @@ func (fsys *filesystem) releaseOwnerLock(ol *ownerLock) <-chan struct{} {
 	}
 	fsys.releasing.Go(func() {
 		defer close(ol.released)
-		if err := ol.shared.Unlock(); err != nil {
-			fsys.log.WithError(err).WithField("path", ol.shared.Path()).Warn("releasing a shared lock failed")
+		log := fsys.log.WithField("path", ol.shared.Path())
+		if err := fsys.unlockRetrying(log, ol.shared.Unlock); err != nil {
+			log.WithError(err).Warn("releasing a shared lock failed")
 		}
 	})
 	return ol.released

@@ -75,49 +75,63 @@ func (fsys *filesystem) holderOf(path string) *holdHandle {
 
 // release hands h's release to a goroutine of the filesystem, so that
 // RELEASE (of which the kernel runs only MaxBackground at once) returns at
-// once whatever the backing store's latency. A release that fails on a
-// filesystem error (ESTALE, EIO, a server outage) is retried until it
-// succeeds: the record names a process that has closed the file and believes
-// the lock released, so a lock left held would stay held until that process
-// exits, and its own next open would wait for itself. Only once the daemon
-// is stopping does it give up, after a few tries.
+// once whatever the backing store's latency, and retries it (see
+// unlockRetrying).
 func (fsys *filesystem) release(h *holdHandle) {
 	fsys.releasing.Go(func() {
 		defer close(h.released)
 		defer fsys.forget(h)
-		delay := minReleaseDelay
-		for try := 1; ; try++ {
-			err := h.lock.Unlock()
-			if err == nil {
-				fsys.events.Release(Released, time.Since(h.since))
-				return
-			}
-			log := fsys.log.WithError(err).WithField("path", h.path)
-			if errors.Is(err, nfslock.ErrLost) {
-				log.Warn("lock's lease was lost before its release")
-				h.noteLost()
-				fsys.events.Release(LeaseGone, time.Since(h.since))
-				return
-			}
-			if errors.Is(err, nfslock.ErrNotLocked) || errors.Is(err, nfslock.ErrLocked) {
-				log.Warn("lock was broken before its release")
-				h.noteBroken()
-				fsys.events.Release(WasBroken, time.Since(h.since))
-				return
-			}
-			fsys.events.BackingError(OpRelease, errnoOf(err))
-			if fsys.opening.Err() != nil && try >= stoppingReleaseTries {
-				log.Warn("releasing lock failed; giving up as the daemon stops")
-				fsys.events.Release(Abandoned, time.Since(h.since))
-				return
-			}
-			if try == 1 {
-				log.Warn("releasing lock failed; retrying until it succeeds")
-			}
-			time.Sleep(delay)
-			delay = min(2*delay, maxReleaseDelay)
+		err := fsys.unlockRetrying(fsys.log.WithField("path", h.path), h.lock.Unlock)
+		log := fsys.log.WithError(err).WithField("path", h.path)
+		switch {
+		case err == nil:
+			fsys.events.Release(Released, time.Since(h.since))
+		case errors.Is(err, nfslock.ErrLost):
+			log.Warn("lock's lease was lost before its release")
+			h.noteLost()
+			fsys.events.Release(LeaseGone, time.Since(h.since))
+		case errors.Is(err, nfslock.ErrNotLocked) || errors.Is(err, nfslock.ErrLocked):
+			log.Warn("lock was broken before its release")
+			h.noteBroken()
+			fsys.events.Release(WasBroken, time.Since(h.since))
+		default:
+			fsys.events.Release(Abandoned, time.Since(h.since))
 		}
 	})
+}
+
+// unlockRetrying calls unlock, the release of a lock of the mount, until it
+// succeeds or fails in a way that retrying cannot cure (see notOurs), and
+// returns its last error. A release that fails on a filesystem error
+// (ESTALE, EIO, a server outage) is retried, 10 ms to 1 s apart, until it
+// succeeds: the record names a process that believes the lock released, so
+// a lock left held would stay held until that process exits, and its own
+// next open would wait for itself. Only once the daemon is stopping does it
+// give up, after a few tries; the daemon's vouch then ends with it.
+func (fsys *filesystem) unlockRetrying(log logrus.FieldLogger, unlock func() error) error {
+	delay := minReleaseDelay
+	for try := 1; ; try++ {
+		err := unlock()
+		if err == nil || notOurs(err) {
+			return err
+		}
+		fsys.events.BackingError(OpRelease, errnoOf(err))
+		if fsys.opening.Err() != nil && try >= stoppingReleaseTries {
+			log.WithError(err).Warn("releasing lock failed; giving up as the daemon stops")
+			return err
+		}
+		if try == 1 {
+			log.WithError(err).Warn("releasing lock failed; retrying until it succeeds")
+		}
+		time.Sleep(delay)
+		delay = min(2*delay, maxReleaseDelay)
+	}
+}
+
+// notOurs reports whether err, of a release, says that the lock is no
+// longer ours (its lease lost, broken, taken over): no retry can cure it.
+func notOurs(err error) bool {
+	return errors.Is(err, nfslock.ErrLost) || errors.Is(err, nfslock.ErrNotLocked) || errors.Is(err, nfslock.ErrLocked)
 }
 
 const (

@@ -142,8 +142,14 @@ func waitToAcquire[L interface{ Unlock() error }](fsys *filesystem, ctx context.
 		return lock, err
 	}
 	if err == nil {
-		if err := lock.Unlock(); err != nil {
-			log.WithError(err).Warn("releasing a lock acquired as its request was interrupted")
+		// At once if it can, so that the caller's next open finds it free;
+		// otherwise retried in the background, as a RELEASE is.
+		if err := lock.Unlock(); err != nil && !notOurs(err) {
+			fsys.releasing.Go(func() {
+				if err := fsys.unlockRetrying(log, lock.Unlock); err != nil {
+					log.WithError(err).Warn("releasing a lock acquired as its request was interrupted failed")
+				}
+			})
 		}
 	}
 	var none L
