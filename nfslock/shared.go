@@ -143,7 +143,8 @@ func (gate *Lock) admitReader(waited time.Duration) (*SharedLock, error) {
 
 // registerReader renames the attempt file to the reader file name, in the
 // directory P.nfs_readers, making that directory first if it is missing or
-// is a former exclusive holder's mark. The caller holds the gate, so no
+// is a former exclusive holder's mark (a record file: anything else there
+// is never removed, and gives an error matching ErrInvalidPath). The caller holds the gate, so no
 // writer holds the lock and every mark there is a leftover. The server
 // refuses a rename into a directory that is gone (the last reader of
 // another host removed it meanwhile): then it is made again.
@@ -154,14 +155,43 @@ func registerReader(p string, a attempt, name string) error {
 		if err = a.renameTo(name); err == nil || !errors.Is(err, syscall.ENOENT) && !errors.Is(err, syscall.ENOTDIR) {
 			return err
 		}
-		if errors.Is(err, syscall.ENOTDIR) {
+		if errors.Is(err, syscall.ENOTDIR) && isRecordFile(dir) {
 			syscall.Unlink(dir) // a mark left by an exclusive holder that died
 		}
-		if merr := os.Mkdir(dir, 0o777); merr != nil && !errors.Is(merr, os.ErrExist) {
+		merr := os.Mkdir(dir, 0o777)
+		if errors.Is(merr, os.ErrExist) {
+			merr = checkReadersDir(dir)
+		}
+		if merr != nil {
 			return merr
 		}
 	}
 	return err
+}
+
+// checkReadersDir checks that dir, P.nfs_readers, which a mkdir found
+// existing, is a directory itself or a mark (see isRecordFile), which the
+// next rename meets: anything else (a symbolic link, whose target the
+// readers would use while a writer's mark replaced the link, or a file of
+// data) is refused, an error matching ErrInvalidPath, and left alone.
+func checkReadersDir(dir string) error {
+	fi, err := os.Lstat(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil // removed meanwhile: the next rename says so
+	}
+	if err != nil {
+		return err
+	}
+	if fi.IsDir() || fi.Mode().IsRegular() && isRecordFile(dir) {
+		return nil
+	}
+	what := "a file of data"
+	if fi.Mode()&os.ModeSymlink != 0 {
+		what = "a symbolic link"
+	} else if !fi.Mode().IsRegular() {
+		what = "a special file"
+	}
+	return fmt.Errorf("%s is %s, not the directory of shared holders nor a mark; remove it: %w", dir, what, ErrInvalidPath)
 }
 
 // Path returns the lock's path, normalized.
