@@ -399,7 +399,7 @@ func (fsys *filesystem) releaseOwnerLock(ol *ownerLock) <-chan struct{} {
 	fsys.releasing.Go(func() {
 		defer close(ol.released)
 		log := fsys.log.WithField("path", ol.shared.Path())
-		if err := fsys.unlockRetrying(log, ol.shared.Unlock); err != nil {
+		if err := fsys.unlockRetrying(log, ol.shared); err != nil {
 			log.WithError(err).Warn("releasing a shared lock failed")
 		}
 	})

@@ -81,7 +81,7 @@ func (fsys *filesystem) release(h *holdHandle) {
 	fsys.releasing.Go(func() {
 		defer close(h.released)
 		defer fsys.forget(h)
-		err := fsys.unlockRetrying(fsys.log.WithField("path", h.path), h.lock.Unlock)
+		err := fsys.unlockRetrying(fsys.log.WithField("path", h.path), h.lock)
 		log := fsys.log.WithError(err).WithField("path", h.path)
 		switch {
 		case err == nil:
@@ -100,24 +100,33 @@ func (fsys *filesystem) release(h *holdHandle) {
 	})
 }
 
-// unlockRetrying calls unlock, the release of a lock of the mount, until it
-// succeeds or fails in a way that retrying cannot cure (see notOurs), and
-// returns its last error. A release that fails on a filesystem error
-// (ESTALE, EIO, a server outage) is retried, 10 ms to 1 s apart, until it
-// succeeds: the record names a process that believes the lock released, so
-// a lock left held would stay held until that process exits, and its own
-// next open would wait for itself. Only once the daemon is stopping does it
-// give up, after a few tries; the daemon's vouch then ends with it.
-func (fsys *filesystem) unlockRetrying(log logrus.FieldLogger, unlock func() error) error {
+// mountLock is a lock of the mount: an *nfslock.Lock or *nfslock.SharedLock.
+type mountLock interface {
+	Unlock() error
+	EndVouch()
+}
+
+// unlockRetrying releases lock until it succeeds or fails in a way that
+// retrying cannot cure (see notOurs), and returns Unlock's last error. A
+// release that fails on a filesystem error (ESTALE, EIO, a server outage)
+// is retried, 10 ms to 1 s apart, until it succeeds: the record names a
+// process that believes the lock released, so a lock left held would stay
+// held until that process exits, and its own next open would wait for
+// itself. Only once the daemon is stopping does it give up, after a few
+// tries, and then ends its vouch for the lock (see nfslock.WithVouch): the
+// record alone decides, and the lock is stale once the process it names
+// has exited.
+func (fsys *filesystem) unlockRetrying(log logrus.FieldLogger, lock mountLock) error {
 	delay := minReleaseDelay
 	for try := 1; ; try++ {
-		err := unlock()
+		err := lock.Unlock()
 		if err == nil || notOurs(err) {
 			return err
 		}
 		fsys.events.BackingError(OpRelease, errnoOf(err))
 		if fsys.opening.Err() != nil && try >= stoppingReleaseTries {
-			log.WithError(err).Warn("releasing lock failed; giving up as the daemon stops")
+			log.WithError(err).Warn("releasing lock failed; giving up as the daemon stops: it stays held until the process its record names exits")
+			lock.EndVouch()
 			return err
 		}
 		if try == 1 {

@@ -126,7 +126,7 @@ func (fsys *filesystem) waitLock(ctx context.Context, c caller, path string, opt
 
 // waitToAcquire runs acquire, a blocking acquisition for caller c in the request
 // ctx, with waitLock's rules for signals and shutdown.
-func waitToAcquire[L interface{ Unlock() error }](fsys *filesystem, ctx context.Context, c caller, log logrus.FieldLogger, acquire func(context.Context) (L, error)) (L, error) {
+func waitToAcquire[L mountLock](fsys *filesystem, ctx context.Context, c caller, log logrus.FieldLogger, acquire func(context.Context) (L, error)) (L, error) {
 	wait, cancel := context.WithCancelCause(fsys.opening)
 	var watcher sync.WaitGroup
 	defer watcher.Wait()
@@ -146,7 +146,7 @@ func waitToAcquire[L interface{ Unlock() error }](fsys *filesystem, ctx context.
 		// otherwise retried in the background, as a RELEASE is.
 		if err := lock.Unlock(); err != nil && !notOurs(err) {
 			fsys.releasing.Go(func() {
-				if err := fsys.unlockRetrying(log, lock.Unlock); err != nil {
+				if err := fsys.unlockRetrying(log, lock); err != nil {
 					log.WithError(err).Warn("releasing a lock acquired as its request was interrupted failed")
 				}
 			})

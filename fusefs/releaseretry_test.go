@@ -6,6 +6,7 @@ import (
 	"context"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"syscall"
 	"testing"
@@ -107,5 +108,39 @@ func TestReleasesRetried(t *testing.T) {
 				s.Unlock()
 			}
 		})
+	}
+}
+
+// TestReleaseGivenUpEndsVouch: a release that keeps failing as the daemon
+// stops is given up, and the daemon's vouch for the lock ends with it: the
+// record decides, and the lock is stale once the process it names has
+// exited, though the daemon's process lives on. Before, the vouch stayed,
+// and the lock was held for as long as that process ran.
+func TestReleaseGivenUpEndsVouch(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "lock")
+	owner := exec.Command("sleep", "60")
+	if err := owner.Start(); err != nil {
+		t.Fatal(err)
+	}
+	s, err := nfslock.TryLockShared(p, nfslock.WithOwner(owner.Process.Pid), nfslock.WithVouch())
+	owner.Process.Kill()
+	owner.Wait()
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := logrus.New()
+	log.SetOutput(io.Discard)
+	fsys := newFilesystem(FormatText, log, noEvents{})
+	fsys.cancelOpening(errStopping)
+	restore := breakReadersDir(t, p)
+	select {
+	case <-fsys.releaseOwnerLock(&ownerLock{shared: s, released: make(chan struct{})}):
+	case <-time.After(10 * time.Second):
+		t.Fatal("a stopping daemon's failing release was not given up")
+	}
+	restore()
+	if rs, err := nfslock.Readers(p); err != nil || len(rs) != 0 {
+		t.Errorf("after the release was given up: %d shared holders (%v), want none: the holder exited, the daemon's vouch must end", len(rs), err)
+		s.Unlock()
 	}
 }
