@@ -107,12 +107,12 @@ func (a attempt) becomeP(p string, exclusive bool) (ownsP, marked bool) {
 	return ownsP, marked
 }
 
-// renameTo renames the attempt file to target and reports whether target
-// is now the attempt file. A rename that fails may still have happened: NFS
-// retransmits a RENAME whose reply was lost, and the server answers the
-// retransmission with ENOENT (the attempt name is gone). So after a failure
-// target is compared with the attempt file by device and inode, as linkTo
-// does; rename's error is returned only if target is not the attempt file.
+// renameTo renames the attempt file to target. A rename that fails may
+// still have happened: NFS retransmits a RENAME whose reply was lost, and
+// the server answers the retransmission with ENOENT (the attempt name is
+// gone). So after a failure target is compared with the attempt file by
+// device and inode, as linkTo does, and rename's error (an
+// *os.LinkError) is returned only if target is not the attempt file.
 func (a attempt) renameTo(target string) error {
 	err := rename(a.name, target)
 	if err == nil {

@@ -144,8 +144,9 @@ func (gate *Lock) admitReader(waited time.Duration) (*SharedLock, error) {
 // registerReader renames the attempt file to the reader file name, in the
 // directory P.nfs_readers, making that directory first if it is missing or
 // is a former exclusive holder's mark (a record file: anything else there
-// is never removed, and gives an error matching ErrInvalidPath). The caller holds the gate, so no
-// writer holds the lock and every mark there is a leftover. The server
+// is never removed, and gives an error matching ErrInvalidPath). The
+// caller holds the gate, so no writer holds the lock and every mark there
+// is a leftover. The server
 // refuses a rename into a directory that is gone (the last reader of
 // another host removed it meanwhile): then it is made again.
 func registerReader(p string, a attempt, name string) error {
