@@ -270,18 +270,28 @@ func (n *node) spawn(name string, argv []string, env []string) *hostProc {
 // it fails t if none comes within d.
 func (p *hostProc) expect(t *testing.T, want string, d time.Duration) string {
 	t.Helper()
+	line, ok := p.next(want, d)
+	if !ok {
+		t.Fatalf("%s printed no %q within %v:\n%s", p.name, want, d, p.out)
+	}
+	return line
+}
+
+// next returns the next line of p that contains want, or false if p ends
+// or d passes without one.
+func (p *hostProc) next(want string, d time.Duration) (string, bool) {
 	timeout := time.After(d)
 	for {
 		select {
 		case line, ok := <-p.lines:
 			if !ok {
-				t.Fatalf("%s ended without printing %q:\n%s", p.name, want, p.out)
+				return "", false
 			}
 			if strings.Contains(line, want) {
-				return line
+				return line, true
 			}
 		case <-timeout:
-			t.Fatalf("%s printed no %q within %v:\n%s", p.name, want, d, p.out)
+			return "", false
 		}
 	}
 }

@@ -50,9 +50,18 @@ func realNFSServerRestart(t *testing.T, vers string) {
 	}
 	// The server stays stopped until B's nfslock -n has failed (each request
 	// of it fails after about 3 s: a few of them, and the emulated guest's
-	// process start), and for outage at least.
-	softProbed := probes[soft].expect(t, "probe exit", time.Minute)
+	// process start), and for outage at least. On NFSv4 a soft mount's
+	// request may instead wait in the client's state recovery, which no
+	// timeout ends: seen once in 2026-12-07's CI rehearsal (v4.2, the probe
+	// still waiting after a minute; 9 s in a run of the scenario alone).
+	// Then the server is restarted after softWait and the probe ends after
+	// that, which is the hard mount's behaviour; NFSv3 must fail in time.
+	const softWait = 30 * time.Second
+	softProbed, softInOutage := probes[soft].next("probe exit", softWait)
 	softFailed := time.Since(stopped)
+	if !softInOutage && vers == "3" {
+		t.Errorf("%s (soft, NFSv3): nfslock -n printed no exit within %v of the server's stop:\n%s", soft.name, softWait, probes[soft].out)
+	}
 	probes[hard].expectQuiet(t, "probe exit", time.Until(stopped.Add(outage)))
 	during := readCheckLog(t, c.check)
 	guestCommand(t, "rpc.nfsd", "8")
@@ -62,6 +71,11 @@ func realNFSServerRestart(t *testing.T, vers string) {
 	}
 	hardProbed := probes[hard].expect(t, "probe exit", 2*time.Minute)
 	hardResumed := time.Since(restarted)
+	if !softInOutage {
+		softProbed = probes[soft].expect(t, "probe exit", 2*time.Minute)
+		t.Logf("%s (soft): nfslock -n waited through the outage (the NFSv4 client's state recovery) and ended %v after the restart: %q",
+			soft.name, time.Since(restarted).Round(time.Millisecond), softProbed)
+	}
 	c.awaitCycles(during.cycles+4, 2*time.Minute)
 	t.Logf("NFSv%s server stopped for %v after %d cycles; %d sections and %d errors during the outage; nfslock -n on %s (hard) ended %v after the restart, and 4 more sections %v after it",
 		vers, restarted.Sub(stopped).Round(time.Millisecond), before.cycles, during.cycles-before.cycles, len(during.errors)-len(before.errors),
@@ -70,7 +84,7 @@ func realNFSServerRestart(t *testing.T, vers string) {
 	if hardProbed != "probe exit 0" {
 		t.Errorf("%s (hard): nfslock -n started in the outage: %q, want exit 0 once the server was back:\n%s", hard.name, hardProbed, probes[hard].out)
 	}
-	if softProbed == "probe exit 0" || !strings.Contains(probes[soft].out.String(), filepath.Join(c.export, "probe-"+soft.name)) {
+	if softInOutage && (softProbed == "probe exit 0" || !strings.Contains(probes[soft].out.String(), filepath.Join(c.export, "probe-"+soft.name))) {
 		t.Errorf("%s (soft): nfslock -n in the outage: %q, want a failure naming the lock", soft.name, probes[soft].out)
 	}
 	stopping := time.Now()
