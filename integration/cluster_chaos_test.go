@@ -27,7 +27,7 @@ import (
 func TestClusterCrashChaos(t *testing.T) {
 	c := newCluster(t, clusterConfig{hosts: 3, daemons: true, limit: 3 * time.Minute})
 	r, kills := runChaosOf(t, c, exclusiveRoles, 20*time.Second, 15*time.Millisecond)
-	checkChaos(t, c, r, kills)
+	checkChaos(t, c, r, kills, true)
 }
 
 // runChaos runs supervised workers of every role of workerRoles on every host for d while
@@ -59,8 +59,12 @@ func runChaosOf(t *testing.T, c *cluster, roles []string, d, every time.Duration
 	return r, kills
 }
 
-// checkChaos fails t for what must not happen in a chaos run.
-func checkChaos(t *testing.T, c *cluster, r checkReport, kills map[string]int) {
+// checkChaos fails t for what must not happen in a chaos run, and for a
+// run that proves little: no section, no kill of nfslock, or (when
+// requireDeadFound) no holder killed inside its section and followed by
+// another. The emulated guest's runs are too short for the last to be
+// sure: there it is only logged.
+func checkChaos(t *testing.T, c *cluster, r checkReport, kills map[string]int, requireDeadFound bool) {
 	t.Helper()
 	for _, v := range r.violations {
 		t.Errorf("violation: %s", v)
@@ -71,7 +75,7 @@ func checkChaos(t *testing.T, c *cluster, r checkReport, kills map[string]int) {
 			t.Errorf("error not caused by a kill: %s", e)
 		}
 	}
-	if r.cycles == 0 || r.foundDead == 0 || kills["nfslock"] == 0 {
+	if r.cycles == 0 || r.foundDead == 0 && requireDeadFound || kills["nfslock"] == 0 {
 		t.Errorf("the run proves little: %v, kills: %s", r, sortedCounts(kills))
 	}
 	left := c.leftovers()

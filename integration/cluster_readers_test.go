@@ -96,7 +96,7 @@ func runReadersWriters(t *testing.T, c *cluster, writerCycles int, d time.Durati
 func TestClusterReadersWritersChaos(t *testing.T) {
 	c := newCluster(t, clusterConfig{hosts: 3, daemons: true, limit: 3 * time.Minute, hold: readerWriterHold})
 	r, kills := runChaosOf(t, c, readerWriterRoles, 15*time.Second, readerWriterKillEvery)
-	checkChaos(t, c, r, kills)
+	checkChaos(t, c, r, kills, true)
 	checkReaderWriterChaos(t, r, kills, false)
 }
 

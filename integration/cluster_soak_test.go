@@ -35,7 +35,7 @@ func TestClusterSoak(t *testing.T) {
 	t.Run("chaos", func(t *testing.T) {
 		c := newCluster(t, clusterConfig{hosts: 3, daemons: true, limit: limit})
 		chaos, kills = runChaosOf(t, c, exclusiveRoles, part, 15*time.Millisecond)
-		checkChaos(t, c, chaos, kills)
+		checkChaos(t, c, chaos, kills, true)
 	})
 	t.Run("readers-writers", func(t *testing.T) {
 		c := newCluster(t, clusterConfig{hosts: 3, daemons: true, limit: limit, hold: readerWriterHold})
@@ -44,7 +44,7 @@ func TestClusterSoak(t *testing.T) {
 	t.Run("readers-writers-chaos", func(t *testing.T) {
 		c := newCluster(t, clusterConfig{hosts: 3, daemons: true, limit: limit, hold: readerWriterHold})
 		rwChaos, rwKills = runChaosOf(t, c, readerWriterRoles, part, readerWriterKillEvery)
-		checkChaos(t, c, rwChaos, rwKills)
+		checkChaos(t, c, rwChaos, rwKills, true)
 		checkReaderWriterChaos(t, rwChaos, rwKills, true)
 	})
 	t.Logf("soak %v: exclusion: %d cycles, %d violations; chaos: %d cycles, %d kills, %d violations; "+
