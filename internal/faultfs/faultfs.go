@@ -164,8 +164,27 @@ func (f *FS) abort() error {
 	if f.conn == 0 {
 		return errors.New("connection number unknown")
 	}
-	return os.WriteFile(fmt.Sprintf("/sys/fs/fuse/connections/%d/abort", f.conn), []byte("1"), 0)
+	abort := func() error {
+		return os.WriteFile(fmt.Sprintf("%s/%d/abort", fusectlDir, f.conn), []byte("1"), 0)
+	}
+	err := abort()
+	if !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	// fusectl may not be mounted (nothing in a minimal system mounts it,
+	// and a test's namespace games can take it away): mount it. With it
+	// mounted, a missing connection has ended by itself.
+	if merr := syscall.Mount("fusectl", fusectlDir, "fusectl", 0, ""); merr != nil && !errors.Is(merr, syscall.EBUSY) {
+		return fmt.Errorf("%w (mounting fusectl: %v)", err, merr)
+	}
+	if err := abort(); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	return nil
 }
+
+// fusectlDir is where the fusectl filesystem shows the FUSE connections.
+const fusectlDir = "/sys/fs/fuse/connections"
 
 // isMounted reports whether a mount stands at mountpoint in this process's
 // mount namespace (an unreadable mount table counts as mounted).
