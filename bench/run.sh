@@ -21,17 +21,21 @@ RESULTS=${RESULTS:-docs/benchmarks.txt}
 peers=(util-linux liblockfile-bin lockfile-progs procmail python3-flufl.lock libfile-nfslock-perl gnuplot-nox strace)
 missing=()
 for p in "${peers[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")
+  [[ $(dpkg-query -W -f='${Status}' "$p" 2>/dev/null) == *'ok installed'* ]] || missing+=("$p")
 done
 if ((${#missing[@]})); then
   echo "bench: installing ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
+  # The policy is read whole, not piped into grep -q: under pipefail, grep -q
+  # ending at its first match kills apt-cache with SIGPIPE, and the package
+  # counted as missing.
+  candidate() { [[ $(apt-cache policy "$1") =~ Candidate:\ [0-9] ]]; }
   for p in "${missing[@]}"; do
     # Once more if the lists are missing it: another apt-get update running
     # at the same time leaves them incomplete for a moment.
-    apt-cache policy "$p" | grep -q 'Candidate: [0-9]' || apt-get update -qq
-    if ! apt-cache policy "$p" | grep -q 'Candidate: [0-9]'; then
+    candidate "$p" || apt-get update -qq
+    if ! candidate "$p"; then
       echo "bench: Debian has no package $p" >&2
       exit 1
     fi
