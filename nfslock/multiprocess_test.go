@@ -35,6 +35,7 @@ var childRoles = map[string]func(args []string) error{
 	"trylock-once":   tryLockOnceChild,   // cleaners_test.go
 	"handoff-waiter": handoffWaiterChild, // bench_test.go
 	"one-cycle":      oneCycleChild,      // bench_test.go
+	"vouch-for":      vouchForChild,      // vouch_test.go
 }
 
 // TestChildProcess is the entry point of child processes, not a test: run

@@ -6,10 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"io"
 	"os"
 	"path/filepath"
 	"sync"
-	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // A process that holds a lock in another process's name (WithOwner) may
@@ -22,25 +24,39 @@ import (
 // once in the cluster chaos when flock(1) was killed while its command ran.
 //
 // A vouch closes that window. While the lock is held, the process that holds
-// it keeps a host-local symbolic link named after the lock file's device and
-// inode and its record's hash, whose target names the vouching process (pid
-// and start time). A
-// process of this package that finds the record's process of this host dead
-// looks for a vouch, and while the vouching process runs, the holder counts
-// as alive. symlink(2) makes the name and its content in one step, so a vouch
-// is never seen half-written. The vouches live beside the host locks (see
-// hostLockDir), on the host's own filesystem: vouching costs no round trip to
-// the NFS server, and only this host's processes, the only ones that judge
-// this host's holders, need to see it. A vouch outlives the lock files it
-// vouches for: it is made after the link and removed after the release's
-// removal.
+// it keeps a read lock (an open file description lock, fcntl(2)
+// F_OFD_SETLK) on one byte of a host-local vouch file; the byte and the
+// file are chosen by a hash of the lock file's device and inode and of its
+// record. A process of this package that finds the record's process of this
+// host dead asks whether anyone holds that byte (F_OFD_GETLK through a
+// description of its own), and if so, the holder counts as alive. The
+// kernel drops the vouch when the vouching process ends, however it ends:
+// there is no vouch of a dead process to tell from a live one, no process
+// id to outlive its process, and no file made or removed per lock. (The
+// first vouches were symbolic links, made and removed every cycle: with
+// /run on a disk, each cycle through the FUSE mount cost up to several
+// hundred µs more than on tmpfs; see docs/design.md, "Vouches".) The vouch
+// files live beside the host locks (see hostLockDir), on the host's own
+// filesystem: vouching costs no round trip to the NFS server, and only this
+// host's processes, the only ones that judge this host's holders, need to
+// see it. A vouch outlives the lock files it vouches for: it is taken after
+// the link and dropped after the release's removal.
 //
 // Limits: processes that are not of this package (Core) do not look for
-// vouches. A vouch left by a process that died is ignored (its process is
-// dead) and replaced by the next vouch for the same device and inode.
+// vouches, nor do versions of it before these files. Two locks whose hashes
+// meet on one byte vouch for each other: a dead holder's lock then stays
+// held while the other lock is, never the reverse (2^-62 per pair). A vouch
+// file that a process can open neither to vouch nor to ask makes it fail to
+// vouch (the lock is not taken), or judge the holder alive (the lock must
+// be broken by hand): never stale on a guess.
 
-// vouchDir is where the vouches live, created world-writable and sticky as
-// the host locks' directory is.
+// vouchFiles is how many vouch files there are. The kernel scans the
+// locks of one file linearly on each lock request: spreading them keeps a
+// daemon holding ten thousand locks at about a hundred and fifty per file.
+const vouchFiles = 64
+
+// vouchDir is where the vouch files live, created world-writable and
+// sticky as the host locks' directory is.
 var vouchDir = sync.OnceValue(func() string {
 	dir := filepath.Join(hostLockDir(), "vouch")
 	if os.Mkdir(dir, 0o777) == nil {
@@ -49,67 +65,96 @@ var vouchDir = sync.OnceValue(func() string {
 	return dir
 })
 
-// vouchName names the vouch for the lock file dev, ino holding the record
-// raw. The record's hash makes a vouch specific to one lock: a vouch that
-// outlives its lock (whose holder has yet to learn that it was broken)
-// vouches for no later lock file that gets the same inode number.
-func vouchName(dev, ino uint64, raw []byte) string {
-	h := fnv.New64a()
-	h.Write(raw)
-	return filepath.Join(vouchDir(), fmt.Sprintf("%d.%d.%016x", dev, ino, h.Sum64()))
+// A vouchByte is one byte of one vouch file.
+type vouchByte struct {
+	file   int
+	offset int64
 }
 
-// selfVouch is a vouch's target: this process's pid and start time, in
-// microseconds since the epoch.
-var selfVouch = sync.OnceValues(func() (string, error) {
-	start, err := processStart(os.Getpid())
-	if err != nil {
-		return "", err
+// vouchByteOf is the byte that vouches for the lock file dev, ino holding
+// the record raw. The record's hash makes a vouch specific to one lock: a
+// vouch that outlives its lock (whose holder has yet to learn that it was
+// broken) vouches for no later lock file that gets the same inode number.
+func vouchByteOf(dev, ino uint64, raw []byte) vouchByte {
+	h := fnv.New64a()
+	fmt.Fprintf(h, "%d:%d:", dev, ino)
+	h.Write(raw)
+	sum := h.Sum64()
+	return vouchByte{file: int(sum % vouchFiles), offset: int64(sum >> 2)}
+}
+
+func (b vouchByte) name() string { return filepath.Join(vouchDir(), fmt.Sprintf("%02d", b.file)) }
+
+// lock applies an OFD lock of type typ (F_RDLCK, F_UNLCK, or F_WRLCK to
+// ask with F_OFD_GETLK) to b through f, by fcntl(2) command cmd, and
+// returns the lock as the kernel gave it back.
+func (b vouchByte) lock(f *os.File, cmd int, typ int16) (unix.Flock_t, error) {
+	lk := unix.Flock_t{Type: typ, Whence: io.SeekStart, Start: b.offset, Len: 1}
+	for {
+		err := unix.FcntlFlock(f.Fd(), cmd, &lk)
+		if err != unix.EINTR {
+			return lk, err
+		}
 	}
-	return fmt.Sprintf("%d %d", os.Getpid(), start.UnixMicro()), nil
-})
+}
 
 // ownVouches maps each vouch this process made to the holder it made it
-// for (a *Lock or a *SharedLock), so that one holder's end never removes
-// another's vouch of the same name.
+// for (a *Lock or a *SharedLock), so that one holder's end never drops
+// another's vouch of the same byte; files are this process's descriptions
+// of the vouch files, opened once each and kept open for its life (closing
+// one would drop every vouch made through it).
 var ownVouches = struct {
 	sync.Mutex
-	m map[string]any
-}{m: make(map[string]any)}
+	m     map[vouchByte]any
+	files [vouchFiles]*os.File
+}{m: make(map[vouchByte]any)}
+
+// openVouchFile opens a vouch file for reading, creating it readable by
+// every user if it is missing (vouching needs only a read lock, and the
+// processes that ask may be any user's).
+func openVouchFile(name string) (*os.File, error) {
+	f, err := openBucket(name)
+	if err == nil {
+		if fi, serr := f.Stat(); serr == nil && fi.Mode().Perm()&0o444 != 0o444 {
+			f.Chmod(0o444) // ours, made under a strict umask; another user's stays as it is
+		}
+	}
+	return f, err
+}
 
 // vouch makes this process answer, for holder, for the lock file dev, ino
-// holding raw, to the other processes of this host, until unvouch. Its
-// errors are the host filesystem's.
+// holding raw, to the other processes of this host, until unvouch or its
+// exit. Its errors are the host filesystem's and fcntl(2)'s.
 func vouch(dev, ino uint64, raw []byte, holder any) error {
-	target, err := selfVouch()
-	if err != nil {
-		return err
-	}
-	name := vouchName(dev, ino, raw)
+	b := vouchByteOf(dev, ino, raw)
 	ownVouches.Lock()
 	defer ownVouches.Unlock()
-	err = os.Symlink(target, name)
-	if errors.Is(err, os.ErrExist) {
-		// Left by a vouching process that died, or by a holder of this
-		// process whose lock was broken: that lock is gone.
-		os.Remove(name)
-		err = os.Symlink(target, name)
+	f := ownVouches.files[b.file]
+	if f == nil {
+		var err error
+		if f, err = openVouchFile(b.name()); err != nil {
+			return err
+		}
+		ownVouches.files[b.file] = f
 	}
-	if err == nil {
-		ownVouches.m[name] = holder
+	// A byte this process locked already (for a holder whose lock was
+	// broken) stays locked, and passes to holder.
+	if _, err := b.lock(f, unix.F_OFD_SETLK, unix.F_RDLCK); err != nil {
+		return &os.PathError{Op: "fcntl F_OFD_SETLK", Path: b.name(), Err: err}
 	}
-	return err
+	ownVouches.m[b] = holder
+	return nil
 }
 
 // unvouch ends holder's vouch for the lock file dev, ino holding raw, if
 // that vouch is still holder's.
 func unvouch(dev, ino uint64, raw []byte, holder any) {
-	name := vouchName(dev, ino, raw)
+	b := vouchByteOf(dev, ino, raw)
 	ownVouches.Lock()
 	defer ownVouches.Unlock()
-	if ownVouches.m[name] == holder {
-		delete(ownVouches.m, name)
-		os.Remove(name)
+	if ownVouches.m[b] == holder {
+		delete(ownVouches.m, b)
+		b.lock(ownVouches.files[b.file], unix.F_OFD_SETLK, unix.F_UNLCK)
 	}
 }
 
@@ -139,17 +184,25 @@ func (s *SharedLock) EndVouch() {
 }
 
 // vouched reports whether a live process of this host vouches for the lock
-// file fi holding raw.
+// file fi holding raw: whether any open file description of a vouch file
+// holds its byte, this process's own among them (the question is asked
+// through a description of its own, which every other conflicts with). A
+// vouch file that cannot be read answers yes (see the limits above).
 func vouched(fi os.FileInfo, raw []byte) bool {
 	id := fileIDOf(fi)
-	target, err := os.Readlink(vouchName(id.dev, id.ino, raw))
+	return vouchHeld(vouchByteOf(id.dev, id.ino, raw))
+}
+
+// vouchHeld reports whether any open file description holds b.
+func vouchHeld(b vouchByte) bool {
+	f, err := os.Open(b.name())
+	if errors.Is(err, os.ErrNotExist) {
+		return false // never made: nobody ever vouched through it
+	}
 	if err != nil {
-		return false
+		return true
 	}
-	var pid int
-	var micros int64
-	if _, err := fmt.Sscanf(target, "%d %d", &pid, &micros); err != nil {
-		return false
-	}
-	return alive(Record{Pid: pid, StartTime: time.UnixMicro(micros)})
+	defer f.Close()
+	lk, err := b.lock(f, unix.F_OFD_GETLK, unix.F_WRLCK)
+	return err != nil || lk.Type != unix.F_UNLCK
 }

@@ -6,9 +6,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"testing"
 	"time"
 )
@@ -61,7 +63,7 @@ func TestVouchKeepsLockOfExitedOwner(t *testing.T) {
 			t.Run(fmt.Sprintf("shared=%v/vouch=%v", shared, vouching), func(t *testing.T) {
 				p := lockIn(t)
 				var unlock func() error
-				var vouchFile func() string
+				var vouchOf func() vouchByte
 				var owner int
 				exitedOwner(t, func(pid int) {
 					owner = pid
@@ -74,13 +76,13 @@ func TestVouchKeepsLockOfExitedOwner(t *testing.T) {
 						if err != nil {
 							t.Fatal(err)
 						}
-						unlock, vouchFile = s.Unlock, func() string { return vouchName(s.dev, s.ino, s.data) }
+						unlock, vouchOf = s.Unlock, func() vouchByte { return vouchByteOf(s.dev, s.ino, s.data) }
 					} else {
 						l, err := TryLock(p, opts...)
 						if err != nil {
 							t.Fatal(err)
 						}
-						unlock, vouchFile = l.Unlock, func() string { return vouchName(l.dev, l.ino, l.data) }
+						unlock, vouchOf = l.Unlock, func() vouchByte { return vouchByteOf(l.dev, l.ino, l.data) }
 					}
 				})
 				got := otherProcessTries(t, p)
@@ -94,15 +96,15 @@ func TestVouchKeepsLockOfExitedOwner(t *testing.T) {
 				if !vouching {
 					return
 				}
-				name := vouchFile()
-				if _, err := os.Lstat(name); err != nil {
-					t.Fatalf("the vouch while held: %v", err)
+				b := vouchOf()
+				if !vouchHeld(b) {
+					t.Fatal("no vouch while held")
 				}
 				if err := unlock(); err != nil {
 					t.Fatal(err)
 				}
-				if _, err := os.Lstat(name); !errors.Is(err, os.ErrNotExist) {
-					t.Errorf("the vouch after the release: %v, want it gone", err)
+				if vouchHeld(b) {
+					t.Error("the vouch is still held after the release")
 				}
 			})
 		}
@@ -111,7 +113,7 @@ func TestVouchKeepsLockOfExitedOwner(t *testing.T) {
 
 // TestVouchMovesWithTheRecord: SetOwner replaces the lock file, and the
 // vouch follows it to the new file, so that the lock is vouched for at
-// every instant; a vouch whose process died vouches for nothing.
+// every instant.
 func TestVouchMovesWithTheRecord(t *testing.T) {
 	p := lockIn(t)
 	var l *Lock
@@ -121,32 +123,56 @@ func TestVouchMovesWithTheRecord(t *testing.T) {
 			t.Fatal(err)
 		}
 	})
-	before := vouchName(l.dev, l.ino, l.data)
+	defer l.Unlock()
+	before := vouchByteOf(l.dev, l.ino, l.data)
 	if err := l.SetMessage("renamed record"); err != nil {
 		t.Fatal(err)
 	}
-	after := vouchName(l.dev, l.ino, l.data)
-	if _, err := os.Lstat(before); !errors.Is(err, os.ErrNotExist) {
-		t.Errorf("the old record's vouch after SetMessage: %v, want it gone", err)
+	if vouchHeld(before) {
+		t.Error("the old record's vouch is still held after SetMessage")
 	}
-	if _, err := os.Lstat(after); err != nil {
-		t.Errorf("the new record's vouch: %v", err)
+	if !vouchHeld(vouchByteOf(l.dev, l.ino, l.data)) {
+		t.Error("the new record has no vouch")
 	}
-	h, err := Inspect(p)
-	if err != nil || h.State != HolderAlive {
+	if h, err := Inspect(p); err != nil || h.State != HolderAlive {
 		t.Errorf("Inspect of the vouched lock: %v, %v; want alive", h.State, err)
 	}
-	// A vouch of a process that is gone: the lock is stale again.
-	if err := os.Remove(after); err != nil {
-		t.Fatal(err)
+}
+
+// TestVouchEndsWithItsProcess: a vouch lasts as long as the process that
+// made it, whatever ends that process: once a kill -9 has ended it, a lock
+// whose holder and voucher are both dead is stale.
+func TestVouchEndsWithItsProcess(t *testing.T) {
+	p := lockIn(t)
+	var voucher *child
+	exitedOwner(t, func(pid int) {
+		voucher = startChild(t.Context(), t, "vouch-for", nil, p, fmt.Sprint(pid))
+		voucher.expect(t, "held")
+	})
+	if h, err := Inspect(p); err != nil || h.State != HolderAlive {
+		t.Fatalf("Inspect while the voucher runs: %v, %v; want alive", h.State, err)
 	}
-	if err := os.Symlink("1 0", after); err != nil { // pid 1 did not start at the epoch
-		t.Fatal(err)
-	}
+	voucher.cmd.Process.Kill()
+	voucher.cmd.Wait()
 	if h, err := Inspect(p); err != nil || h.State != HolderDead {
-		t.Errorf("Inspect with a dead process's vouch: %v, %v; want dead", h.State, err)
+		t.Errorf("Inspect once the voucher was killed: %v, %v; want dead", h.State, err)
 	}
-	l.Unlock()
+}
+
+// vouchForChild takes the lock args[0] in the name of pid args[1] with a
+// vouch, says "held", and holds it until killed or its stdin ends.
+func vouchForChild(args []string) error {
+	pid, err := strconv.Atoi(args[1])
+	if err != nil {
+		return err
+	}
+	l, err := TryLock(args[0], WithOwner(pid), WithVouch())
+	if err != nil {
+		return err
+	}
+	fmt.Println("held")
+	io.Copy(io.Discard, os.Stdin)
+	return l.Unlock()
 }
 
 // TestVouchOfBrokenLockVouchesForNoOther: a Lock whose files were removed
