@@ -188,9 +188,9 @@ func (fsys *filesystem) takeFileLock(ctx context.Context, key lockOwner, via *pl
 	switch {
 	case posix:
 	case ol.hold != nil:
-		go fsys.keepNamed(path, ol.hold.lock, ol.hold.released)
+		fsys.keepNamed(path, ol.hold.lock, ol.hold.released)
 	default:
-		go fsys.keepNamed(path, ol.shared, ol.released)
+		fsys.keepNamed(path, ol.shared, ol.released)
 	}
 	return 0
 }
@@ -397,6 +397,7 @@ func (fsys *filesystem) releaseOwnerLock(ol *ownerLock) <-chan struct{} {
 		return ol.hold.released
 	}
 	fsys.releasing.Go(func() {
+		defer fsys.keepers.forget(ol.shared) // after released is closed (see keepers.add)
 		defer close(ol.released)
 		log := fsys.log.WithField("path", ol.shared.Path())
 		if err := fsys.unlockRetrying(log, ol.shared); err != nil {

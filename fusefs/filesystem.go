@@ -35,6 +35,7 @@ type filesystem struct {
 	held          map[string]*holdHandle   // by lock path: the open files holding locks
 	fileLocks     map[lockOwner]*ownerLock // the locks taken by flock(2) and fcntl(2)
 	flushes       *flushOwners             // the lock owner of each FLUSH in flight
+	keepers       keepers                  // the watches of the processes held locks name
 }
 
 // errStopping is why blocked opens fail when the daemon stops.
@@ -79,6 +80,7 @@ func (fsys *filesystem) holderOf(path string) *holdHandle {
 // unlockRetrying).
 func (fsys *filesystem) release(h *holdHandle) {
 	fsys.releasing.Go(func() {
+		defer fsys.keepers.forget(h.lock) // after released is closed (see keepers.add)
 		defer close(h.released)
 		defer fsys.forget(h)
 		err := fsys.unlockRetrying(fsys.log.WithField("path", h.path), h.lock)

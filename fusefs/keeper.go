@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/nfslockfs/nfslockfs/nfslock"
@@ -133,64 +134,161 @@ type namedLock interface {
 	SetOwner(pid int) error
 }
 
+// keepers watch the processes that held locks' records name, one watch
+// per process however many locks name it: a process holding ten thousand
+// locks through the mount costs one pidfd and one goroutine, not one per
+// lock (two goroutines per held lock made the daemon's memory grow from 20
+// to 156 MiB for 10,000 held locks, docs/benchmarks.md).
+type keepers struct {
+	mu      sync.Mutex
+	watches map[int]*exitWatch       // by the pid watched
+	byLock  map[namedLock]*exitWatch // the watch of each kept lock
+}
+
+// A keptLock is a held lock's path and the channel closed once the lock
+// is released.
+type keptLock struct {
+	path     string
+	released <-chan struct{}
+}
+
 // keepNamed keeps the record of lock, held by an open file description of
 // the lock file at path, naming a live process while the lock is held: when
-// the process it names exits, it names another that has the file open. It
-// returns once released is closed (the lock was released), or once no
-// process has the file open (its RELEASE is then on its way).
+// the process it names exits, it names another that has the file open.
+// The lock's releaser must call keepers.forget once released is closed.
 func (fsys *filesystem) keepNamed(path string, lock namedLock, released <-chan struct{}) {
-	named := lock.Record().Pid
-	log := fsys.log.WithField("path", path)
-	for {
-		if !waitExit(named, released) {
-			return
+	fsys.keepers.add(fsys, lock.Record().Pid, lock, keptLock{path, released})
+}
+
+// add keeps lock, which names pid, until it is forgotten or pid exits. A
+// lock released already is not added, so that a lock renamed as it is
+// released is not kept after its forget.
+func (k *keepers) add(fsys *filesystem, pid int, lock namedLock, kl keptLock) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	select {
+	case <-kl.released:
+		return
+	default:
+	}
+	w := k.watches[pid]
+	if w == nil {
+		var err error
+		if w, err = watchExit(pid); err != nil {
+			return // the record is kept as it is, as before keepers existed
 		}
-		next := anyOpener(fsys.mountPath(path), named, released)
-		if next == 0 {
-			return // released, or nobody has it open: its RELEASE is on its way
+		if k.watches == nil {
+			k.watches, k.byLock = make(map[int]*exitWatch), make(map[namedLock]*exitWatch)
 		}
-		if err := lock.SetOwner(next); err != nil {
-			log.WithError(err).WithField("pid", next).Warn("naming another holder of a lock whose holder exited failed")
-			return
-		}
-		log.WithFields(logrus.Fields{"pid": next, "exited": named}).Info("the process named by a lock exited while others keep it: the record names another")
-		named = next
+		k.watches[pid] = w
+		go k.await(fsys, w) // ends when pid exits or its last lock is forgotten
+	}
+	w.locks[lock] = kl
+	k.byLock[lock] = w
+}
+
+// forget stops keeping lock, once its release has closed its released
+// channel; the watch of its process ends with its last lock.
+func (k *keepers) forget(lock namedLock) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	w := k.byLock[lock]
+	if w == nil {
+		return
+	}
+	delete(k.byLock, lock)
+	delete(w.locks, lock)
+	if len(w.locks) == 0 && k.watches[w.pid] == w {
+		delete(k.watches, w.pid)
+		w.stop()
 	}
 }
 
-// waitExit waits until process pid exits, and reports true, or until done
-// is closed, and reports false. It waits in the runtime's network poller on
-// a pidfd, so a held lock costs no thread and no wakeups. If the process
-// cannot be watched, it reports false at once: the record is then kept as
-// it is, as it was before keepers existed.
-func waitExit(pid int, done <-chan struct{}) bool {
+// await waits for w's process to exit, or its watch to stop, and names
+// another holder in each lock that named the process and is still held.
+func (k *keepers) await(fsys *filesystem, w *exitWatch) {
+	exited := w.wait()
+	k.mu.Lock()
+	if k.watches[w.pid] == w {
+		delete(k.watches, w.pid)
+	}
+	locks := w.locks
+	w.locks = nil
+	for lock := range locks {
+		delete(k.byLock, lock)
+	}
+	k.mu.Unlock()
+	if !exited {
+		return
+	}
+	for lock, kl := range locks {
+		fsys.nameNext(lock, kl, w.pid)
+	}
+}
+
+// nameNext names in lock, whose named process exited, another live
+// process that has its file open, and keeps it. It does nothing once the
+// lock is released, or when no process has the file open (its RELEASE is
+// then on its way).
+func (fsys *filesystem) nameNext(lock namedLock, kl keptLock, exited int) {
+	next := anyOpener(fsys.mountPath(kl.path), exited, kl.released)
+	if next == 0 {
+		return
+	}
+	log := fsys.log.WithField("path", kl.path)
+	if err := lock.SetOwner(next); err != nil {
+		log.WithError(err).WithField("pid", next).Warn("naming another holder of a lock whose holder exited failed")
+		return
+	}
+	log.WithFields(logrus.Fields{"pid": next, "exited": exited}).Info("the process named by a lock exited while others keep it: the record names another")
+	fsys.keepers.add(fsys, next, lock, kl)
+}
+
+// An exitWatch waits for one process to exit. It waits in the runtime's
+// network poller on a pidfd, so the watch costs no thread and no wakeups.
+type exitWatch struct {
+	pid   int
+	pidfd *os.File // nil: the process was gone already
+	locks map[namedLock]keptLock
+}
+
+// watchExit starts watching process pid. It fails when the process cannot
+// be watched, except when it is gone already: then wait reports its exit
+// at once.
+func watchExit(pid int) (*exitWatch, error) {
+	w := &exitWatch{pid: pid, locks: make(map[namedLock]keptLock)}
 	fd, err := unix.PidfdOpen(pid, unix.PIDFD_NONBLOCK)
-	if errors.Is(err, unix.ESRCH) {
-		return true // gone already
+	switch {
+	case errors.Is(err, unix.ESRCH):
+		return w, nil
+	case err != nil:
+		return nil, err
 	}
+	w.pidfd = os.NewFile(uintptr(fd), "pidfd") // non-blocking: registered with the poller
+	return w, nil
+}
+
+// wait waits until the process exits, and reports true, or until stop is
+// called, and reports false. It closes the pidfd.
+func (w *exitWatch) wait() bool {
+	if w.pidfd == nil {
+		return true
+	}
+	defer w.pidfd.Close()
+	conn, err := w.pidfd.SyscallConn()
 	if err != nil {
 		return false
 	}
-	pidfd := os.NewFile(uintptr(fd), "pidfd") // non-blocking: registered with the poller
-	defer pidfd.Close()
-	conn, err := pidfd.SyscallConn()
-	if err != nil {
-		return false
-	}
-	exited := make(chan error, 1)
-	go func() { // ends when the process exits or done sets the deadline
-		exited <- conn.Read(func(fd uintptr) bool {
-			fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
-			n, err := unix.Poll(fds, 0)
-			return err == nil && n > 0 // readable: the process has exited
-		})
-	}()
-	select {
-	case err := <-exited:
-		return err == nil
-	case <-done:
-		pidfd.SetReadDeadline(time.Now())
-		<-exited
-		return false
+	return conn.Read(func(fd uintptr) bool {
+		fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+		n, err := unix.Poll(fds, 0)
+		return err == nil && n > 0 // readable: the process has exited
+	}) == nil
+}
+
+// stop ends wait, which then reports false.
+func (w *exitWatch) stop() {
+	if w.pidfd != nil {
+		w.pidfd.SetReadDeadline(time.Now())
 	}
 }

@@ -8,39 +8,47 @@ import (
 	"time"
 )
 
-// waitExit reports a process's exit, and returns false once done is
-// closed while the process still runs.
-func TestWaitExit(t *testing.T) {
+// An exitWatch reports its process's exit, and reports none once stopped
+// while the process still runs.
+func TestExitWatch(t *testing.T) {
 	sleeper := exec.Command("sleep", "60")
 	if err := sleeper.Start(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { sleeper.Process.Kill(); sleeper.Wait() })
+	watch := func() (*exitWatch, <-chan bool) {
+		w, err := watchExit(sleeper.Process.Pid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ended := make(chan bool, 1)
+		go func() { ended <- w.wait() }()
+		return w, ended
+	}
 
-	done := make(chan struct{})
-	ended := make(chan bool, 1)
-	go func() { ended <- waitExit(sleeper.Process.Pid, done) }()
+	w, ended := watch()
 	select {
 	case exited := <-ended:
-		t.Fatalf("waitExit returned %v while the process runs", exited)
+		t.Fatalf("wait returned %v while the process runs", exited)
 	case <-time.After(100 * time.Millisecond):
 	}
-	close(done)
+	w.stop()
 	if exited := <-ended; exited {
-		t.Error("waitExit reported an exit when done was closed")
+		t.Error("wait reported an exit when stopped")
 	}
 
-	go func() { ended <- waitExit(sleeper.Process.Pid, make(chan struct{})) }()
+	_, ended = watch()
 	sleeper.Process.Kill()
 	select {
 	case exited := <-ended:
 		if !exited {
-			t.Error("waitExit did not report the exit")
+			t.Error("wait did not report the exit")
 		}
 	case <-time.After(10 * time.Second):
-		t.Fatal("waitExit missed the exit for 10 s")
+		t.Fatal("wait missed the exit for 10 s")
 	}
-	if !waitExit(sleeper.Process.Pid, make(chan struct{})) {
-		t.Error("waitExit of a process already gone")
+	sleeper.Wait()
+	if _, ended = watch(); !<-ended {
+		t.Error("wait of a process already gone")
 	}
 }

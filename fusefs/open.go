@@ -60,7 +60,7 @@ func (fsys *filesystem) openLock(ctx context.Context, path string, flags uint32)
 		h := newHoldHandle(fsys, lock, path, c)
 		h.newFile = excl
 		fsys.hold(h)
-		go fsys.keepNamed(path, lock, h.released) // forked children keep the lock (see keeper.go)
+		fsys.keepNamed(path, lock, h.released) // forked children keep the lock (see keeper.go)
 		return h, 0
 	case errors.Is(err, context.Canceled):
 		log.WithError(err).WithField("waited", time.Since(start)).Info("open interrupted while waiting for the lock")
