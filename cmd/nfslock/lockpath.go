@@ -9,7 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/nfslockfs/nfslockfs/fusefs"
+	"github.com/nfslockfs/nfslockfs/internal/mountinfo"
 	"github.com/nfslockfs/nfslockfs/nfslock"
 )
 
@@ -35,7 +35,7 @@ func lockPath(path string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	backing, underMount, err := fusefs.BackingPath(abs)
+	backing, underMount, err := mountinfo.BackingPath(abs)
 	switch {
 	case err != nil:
 		return "", fmt.Errorf("%s: %w", path, err)

@@ -1,13 +1,11 @@
 //go:build linux
 
-package fusefs
+package mountinfo
 
 import (
 	"fmt"
 	"path/filepath"
 	"strings"
-
-	"github.com/nfslockfs/nfslockfs/internal/mountinfo"
 )
 
 // BackingPath tells whether the lock path p (absolute and clean, as
@@ -24,7 +22,7 @@ func BackingPath(p string) (backing string, underMount bool, err error) {
 		return "", false, nil
 	}
 	m, err := mountOf(dir)
-	if err != nil || m.FSType != mountinfo.NFSLockFSType {
+	if err != nil || m.FSType != NFSLockFSType {
 		return "", false, err
 	}
 	rel, err := filepath.Rel(m.Mountpoint, filepath.Join(dir, filepath.Base(p)))
@@ -37,12 +35,12 @@ func BackingPath(p string) (backing string, underMount bool, err error) {
 // mountOf returns the mount that path lookups of dir (absolute, symbolic
 // links resolved) reach: the topmost of those at the longest mountpoint
 // that is dir or a parent of it.
-func mountOf(dir string) (mountinfo.Mount, error) {
-	mounts, err := mountinfo.Read()
+func mountOf(dir string) (Mount, error) {
+	mounts, err := Read()
 	if err != nil {
-		return mountinfo.Mount{}, err
+		return Mount{}, err
 	}
-	var best mountinfo.Mount
+	var best Mount
 	for _, m := range mounts {
 		inside := m.Mountpoint == "/" || dir == m.Mountpoint || strings.HasPrefix(dir, m.Mountpoint+"/")
 		if inside && len(m.Mountpoint) >= len(best.Mountpoint) {
