@@ -96,7 +96,7 @@ func (a attempt) becomeP(p string, exclusive bool) (ownsP, marked bool) {
 		ownsP = errors.Is(err, os.ErrExist) && isRecordFile(p) && rename(a.name, p) == nil
 	}
 	if exclusive {
-		marked = rename(a.name, readersDir(p)) == nil
+		marked = a.renameTo(readersDir(p)) == nil
 	}
 	if !marked {
 		// After a lost LINK reply P may already be the attempt file, and a

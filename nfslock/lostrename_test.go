@@ -28,11 +28,12 @@ func replaceRenameFile(t *testing.T, lost func(to string) bool) {
 }
 
 // TestLostRenameReply: a rename of the package that happened but whose
-// reply was lost counts as done. Before, TryLockShared failed and left its
-// reader file, naming this live process, so that writers waited for it
-// until the process exited; SetMessage and SharedLock.SetOwner failed, and
-// the release that followed left the new record behind, held in the name
-// of this live process.
+// reply was lost counts as done. Before, TryLock took its own mark for a
+// shared holder's directory, and its release left the mark behind;
+// TryLockShared failed and left its reader file, naming this live process,
+// so that writers waited for it until the process exited; SetMessage and
+// SharedLock.SetOwner failed, and the release that followed left the new
+// record behind, held in the name of this live process.
 func TestLostRenameReply(t *testing.T) {
 	isReader := func(to string) bool { return strings.HasSuffix(to, ReaderSuffix) }
 	for _, tc := range []struct {
@@ -57,6 +58,13 @@ func TestLostRenameReply(t *testing.T) {
 			}
 			return func() error { return s.SetOwner(os.Getpid()) }, s.Unlock
 		}, false},
+		{"TryLock's mark", func(p string) func(string) bool { return func(to string) bool { return to == readersDir(p) } }, func(t *testing.T, p string) (func() error, func() error) {
+			l, err := TryLock(p)
+			if err != nil {
+				t.Fatalf("TryLock whose mark's rename happened but reported ENOENT: %v", err)
+			}
+			return nil, l.Unlock
+		}, true},
 		{"Lock.SetMessage", func(p string) func(string) bool { return func(to string) bool { return to == lockFile(p) } }, func(t *testing.T, p string) (func() error, func() error) {
 			l, err := TryLock(p)
 			if err != nil {
