@@ -12,9 +12,11 @@ import (
 // TestReaderLeavesForeignReadersName: a reader removes a P.nfs_readers
 // that is not a directory only if it is a dead writer's mark (a record
 // file); a file of data there is left alone, and a symbolic link is not
-// taken for the directory: both fail loudly (ErrInvalidPath). Before, the
-// file of data was unlinked and the shared lock taken, and the link gave
-// ENOENT, as if the directory were missing.
+// taken for the directory: all fail loudly (ErrInvalidPath). Before, the
+// file of data was unlinked and the shared lock taken, a dangling link gave
+// ENOENT, as if the directory were missing, and a link to a directory
+// registered the reader there: a writer's mark replaces the link, so the
+// writer got in beside the reader.
 func TestReaderLeavesForeignReadersName(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
@@ -37,6 +39,22 @@ func TestReaderLeavesForeignReadersName(t *testing.T) {
 		}, func(t *testing.T, dir string) {
 			if fi, err := os.Lstat(dir); err != nil || fi.Mode()&os.ModeSymlink == 0 {
 				t.Errorf("the symbolic link is now %v, %v", fi, err)
+			}
+		}},
+		{"symbolic link to a directory", func(t *testing.T, dir string) {
+			elsewhere := filepath.Join(filepath.Dir(dir), "elsewhere")
+			if err := os.Mkdir(elsewhere, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Symlink(elsewhere, dir); err != nil {
+				t.Fatal(err)
+			}
+		}, func(t *testing.T, dir string) {
+			if fi, err := os.Lstat(dir); err != nil || fi.Mode()&os.ModeSymlink == 0 {
+				t.Errorf("the symbolic link is now %v, %v", fi, err)
+			}
+			if names, err := os.ReadDir(filepath.Join(filepath.Dir(dir), "elsewhere")); err != nil || len(names) != 0 {
+				t.Errorf("the linked directory holds %v (%v): a reader registered there, where a writer's mark replacing the link would not see it", names, err)
 			}
 		}},
 	} {

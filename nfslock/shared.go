@@ -151,7 +151,12 @@ func (gate *Lock) admitReader(waited time.Duration) (*SharedLock, error) {
 // another host removed it meanwhile): then it is made again.
 func registerReader(p string, a attempt, name string) error {
 	dir := readersDir(p)
-	var err error
+	// A rename into a symbolic link to a directory would succeed, and a
+	// writer's mark would replace the link without meeting the reader.
+	err := checkReadersDir(dir)
+	if err != nil {
+		return err
+	}
 	for range 3 {
 		if err = a.renameTo(name); err == nil || !errors.Is(err, syscall.ENOENT) && !errors.Is(err, syscall.ENOTDIR) {
 			return err
@@ -170,9 +175,9 @@ func registerReader(p string, a attempt, name string) error {
 	return err
 }
 
-// checkReadersDir checks that dir, P.nfs_readers, which a mkdir found
-// existing, is a directory itself or a mark (see isRecordFile), which the
-// next rename meets: anything else (a symbolic link, whose target the
+// checkReadersDir checks that dir, P.nfs_readers, is absent, a directory
+// itself, or a mark (see isRecordFile), which the next rename meets:
+// anything else (a symbolic link, whose target the
 // readers would use while a writer's mark replaced the link, or a file of
 // data) is refused, an error matching ErrInvalidPath, and left alone.
 func checkReadersDir(dir string) error {
