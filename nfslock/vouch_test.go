@@ -265,3 +265,60 @@ func TestCleanupSparesRewrittenRecord(t *testing.T) {
 		t.Errorf("after the cleaner: %v, %v; want the lock held and vouched", h.State, err)
 	}
 }
+
+// TestVouchFileRemoved: a vouch file removed while this process keeps it
+// open (an operator's rm -r of /run/lock/nfslock, a cleaner of old files
+// in the temporary directory, where the vouch files are when there is no
+// /run/lock) is made again by the next vouch through it, which takes the
+// vouches held through the removed one again: askers open the name. Before,
+// this process vouched through the removed file for the rest of its life,
+// where no asker looked, so every lock it vouched for was stale once its
+// named process exited.
+func TestVouchFileRemoved(t *testing.T) {
+	useOwnVouchDir(t)
+	first := vouchByteOf(1, 1, []byte("first"))
+	var second []byte
+	for i := 0; second == nil; i++ {
+		if raw := fmt.Appendf(nil, "second %d", i); vouchByteOf(1, 1, raw).file == first.file {
+			second = raw
+		}
+	}
+	holders := [2]int{}
+	if err := vouch(1, 1, []byte("first"), &holders[0]); err != nil {
+		t.Fatal(err)
+	}
+	defer unvouch(1, 1, []byte("first"), &holders[0])
+	if err := os.Remove(first.name()); err != nil {
+		t.Fatal(err)
+	}
+	if err := vouch(1, 1, second, &holders[1]); err != nil {
+		t.Fatal(err)
+	}
+	defer unvouch(1, 1, second, &holders[1])
+	if !vouchHeld(vouchByteOf(1, 1, second)) {
+		t.Error("the vouch made after its file was removed is not seen")
+	}
+	if !vouchHeld(first) {
+		t.Error("the vouch made before its file was removed is not seen after the next vouch through it")
+	}
+}
+
+// useOwnVouchDir gives this process, for the test, vouch files of its own
+// (the machine's are shared with every other process of this host).
+func useOwnVouchDir(t *testing.T) {
+	dir := t.TempDir()
+	ownVouches.Lock()
+	savedDir, savedFiles := vouchDir, ownVouches.files
+	vouchDir, ownVouches.files = func() string { return dir }, [vouchFiles]*os.File{}
+	ownVouches.Unlock()
+	t.Cleanup(func() {
+		ownVouches.Lock()
+		defer ownVouches.Unlock()
+		for _, f := range ownVouches.files {
+			if f != nil {
+				f.Close()
+			}
+		}
+		vouchDir, ownVouches.files = savedDir, savedFiles
+	})
+}
