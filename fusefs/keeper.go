@@ -200,9 +200,11 @@ func (k *keepers) forget(lock namedLock) {
 	}
 	delete(k.byLock, lock)
 	delete(w.locks, lock)
-	if len(w.locks) == 0 && k.watches[w.pid] == w {
-		delete(k.watches, w.pid)
-		w.stop()
+	if len(w.locks) == 0 {
+		if k.watches[w.pid] == w {
+			delete(k.watches, w.pid)
+		}
+		w.stop() // replaced or not (see add), nothing is left to keep
 	}
 }
 
