@@ -230,7 +230,7 @@ func vouched(fi os.FileInfo, raw []byte) bool {
 
 // vouchHeld reports whether any open file description holds b.
 func vouchHeld(b vouchByte) bool {
-	f, err := os.Open(b.name())
+	f, err := openHostFile(b.name())
 	if errors.Is(err, os.ErrNotExist) {
 		return false // never made: nobody ever vouched through it
 	}

@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -321,4 +322,43 @@ func useOwnVouchDir(t *testing.T) {
 		}
 		vouchDir, ownVouches.files = savedDir, savedFiles
 	})
+}
+
+// TestVouchFileNotRegular: a FIFO that another user of the host put at a
+// vouch file's name (the directory is world-writable) makes a vouch fail
+// and an asker judge the holder alive, at once. Before, both blocked in
+// open(2) for as long as nobody opened the FIFO for writing: the daemon's
+// open of a lock file, and every process judging a dead holder of this
+// host.
+func TestVouchFileNotRegular(t *testing.T) {
+	useOwnVouchDir(t)
+	b := vouchByteOf(1, 1, []byte("fifo"))
+	if err := syscall.Mkfifo(b.name(), 0o666); err != nil {
+		t.Fatal(err)
+	}
+	// Whatever blocks in open(2) is let go when the test ends.
+	t.Cleanup(func() {
+		if w, err := os.OpenFile(b.name(), os.O_WRONLY|syscall.O_NONBLOCK, 0); err == nil {
+			w.Close()
+		}
+	})
+	answer := func(what string, f func() bool) bool {
+		got := make(chan bool, 1)
+		go func() { got <- f() }()
+		select {
+		case v := <-got:
+			return v
+		case <-time.After(5 * time.Second):
+			t.Fatalf("%s still blocks after 5 s", what)
+			return false
+		}
+	}
+	var holder int
+	if answer("vouch", func() bool { return vouch(1, 1, []byte("fifo"), &holder) == nil }) {
+		unvouch(1, 1, []byte("fifo"), &holder)
+		t.Error("vouched through a FIFO")
+	}
+	if !answer("vouchHeld", func() bool { return vouchHeld(b) }) {
+		t.Error("a FIFO at the vouch file's name says that nobody vouches")
+	}
 }
