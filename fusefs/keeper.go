@@ -172,7 +172,9 @@ func (k *keepers) add(fsys *filesystem, pid int, lock namedLock, kl keptLock) {
 	default:
 	}
 	w := k.watches[pid]
-	if w == nil {
+	if w == nil || w.exited() {
+		// An exited process's watch may not have ended yet while its pid
+		// names another process already: that one gets a watch of its own.
 		var err error
 		if w, err = watchExit(pid); err != nil {
 			return // the record is kept as it is, as before keepers existed
@@ -198,9 +200,11 @@ func (k *keepers) forget(lock namedLock) {
 	}
 	delete(k.byLock, lock)
 	delete(w.locks, lock)
-	if len(w.locks) == 0 && k.watches[w.pid] == w {
-		delete(k.watches, w.pid)
-		w.stop()
+	if len(w.locks) == 0 {
+		if k.watches[w.pid] == w {
+			delete(k.watches, w.pid)
+		}
+		w.stop() // replaced or not (see add), nothing is left to keep
 	}
 }
 
@@ -284,6 +288,27 @@ func (w *exitWatch) wait() bool {
 		n, err := unix.Poll(fds, 0)
 		return err == nil && n > 0 // readable: the process has exited
 	}) == nil
+}
+
+// exited reports whether the process has exited (or its watch has
+// ended): a new lock naming its pid must not join the watch.
+func (w *exitWatch) exited() bool {
+	if w.pidfd == nil {
+		return true
+	}
+	conn, err := w.pidfd.SyscallConn()
+	if err != nil {
+		return true
+	}
+	readable := true
+	if err := conn.Control(func(fd uintptr) {
+		fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+		n, err := unix.Poll(fds, 0)
+		readable = err != nil || n > 0
+	}); err != nil {
+		return true // closed: wait has returned
+	}
+	return readable
 }
 
 // stop ends wait, which then reports false.

@@ -4,6 +4,7 @@ package fusefs
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"strconv"
@@ -227,4 +228,38 @@ func TestLockOutlivesOpenerWhileChildHoldsIt(t *testing.T) {
 	}
 	syscall.Kill(child, syscall.SIGKILL)
 	waitFor(t, "the lock is released", func() bool { return !m.isHeld("inherited") })
+}
+
+// Many locks held by one process's open files, kept by its child after it
+// exits: one watch renames every record to the child, and once the child
+// exits, every lock is released and no watch is left (keepers).
+func TestLocksOfOneOpenerOutliveItInItsChild(t *testing.T) {
+	const files = 20
+	m := mount(t, FormatText)
+	cmd := exec.Command("bash", "-c", `for fd in $(seq 10 $((10+FILES-1))); do eval "exec $fd>\"\$MNT/f$fd\""; done; sleep 60 >/dev/null 2>&1 & echo $!`)
+	cmd.Env = append(os.Environ(), "MNT="+m.dir, fmt.Sprintf("FILES=%d", files))
+	out, err := cmd.Output() // the shell exits; its child keeps the files
+	if err != nil {
+		t.Fatal(err)
+	}
+	child, _ := strconv.Atoi(strings.TrimSpace(string(out)))
+	defer syscall.Kill(child, syscall.SIGKILL)
+	for fd := 10; fd < 10+files; fd++ {
+		name := fmt.Sprintf("f%d", fd)
+		waitFor(t, name+" names the child", func() bool {
+			rec, err := nfslock.ReadRecord(m.lockPath(name))
+			return err == nil && rec.Pid == child
+		})
+	}
+	syscall.Kill(child, syscall.SIGKILL)
+	for fd := 10; fd < 10+files; fd++ {
+		name := fmt.Sprintf("f%d", fd)
+		waitFor(t, name+" is released", func() bool { return !m.isHeld(name) })
+	}
+	k := &m.srv.fsys.keepers
+	waitFor(t, "no watch is left", func() bool {
+		k.mu.Lock()
+		defer k.mu.Unlock()
+		return len(k.watches) == 0 && len(k.byLock) == 0
+	})
 }

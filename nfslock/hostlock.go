@@ -63,10 +63,12 @@ func lockHost(id fileID, f *os.File) (*os.File, error) {
 
 // openBucket opens a host-local lock file, creating it if needed. It opens
 // an existing file without O_CREAT: with fs.protected_regular, O_CREAT on
-// another user's file in a sticky directory is refused.
+// another user's file in a sticky directory is refused. Anything but a
+// regular file there (another user's FIFO, whose open would block) gives
+// an error matching syscall.EINVAL (see openHostFile).
 func openBucket(name string) (*os.File, error) {
 	for range 3 {
-		f, err := os.Open(name)
+		f, err := openHostFile(name)
 		if !errors.Is(err, os.ErrNotExist) {
 			return f, err
 		}
@@ -85,4 +87,23 @@ func flock(f *os.File) error {
 			return err
 		}
 	}
+}
+
+// openHostFile opens the existing host-local file name for reading, never
+// blocking: in a world-writable directory another user may have put a FIFO
+// there, whose open would wait for a writer. Anything but a regular file
+// gives an error matching syscall.EINVAL; other errors are open(2)'s.
+func openHostFile(name string) (*os.File, error) {
+	f, err := os.OpenFile(name, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, err
+	}
+	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
+		f.Close()
+		if err == nil {
+			err = fmt.Errorf("%s is a %v, not a regular file: %w", name, fi.Mode().Type(), syscall.EINVAL)
+		}
+		return nil, err
+	}
+	return f, nil
 }

@@ -48,7 +48,10 @@ import (
 // held while the other lock is, never the reverse (2^-62 per pair). A vouch
 // file that a process can open neither to vouch nor to ask makes it fail to
 // vouch (the lock is not taken), or judge the holder alive (the lock must
-// be broken by hand): never stale on a guess.
+// be broken by hand): never stale on a guess. A vouch file removed while
+// this process vouches through it hides those vouches until the process
+// vouches through it again (vouchFile): remove them only with no holder
+// running.
 
 // vouchFiles is how many vouch files there are. The kernel scans the
 // locks of one file linearly on each lock request: spreading them keeps a
@@ -102,7 +105,7 @@ func (b vouchByte) lock(f *os.File, cmd int, typ int16) (unix.Flock_t, error) {
 // for (a *Lock or a *SharedLock), so that one holder's end never drops
 // another's vouch of the same byte; files are this process's descriptions
 // of the vouch files, opened once each and kept open for its life (closing
-// one would drop every vouch made through it).
+// one would drop every vouch made through it), unless removed (vouchFile).
 var ownVouches = struct {
 	sync.Mutex
 	m     map[vouchByte]any
@@ -129,13 +132,9 @@ func vouch(dev, ino uint64, raw []byte, holder any) error {
 	b := vouchByteOf(dev, ino, raw)
 	ownVouches.Lock()
 	defer ownVouches.Unlock()
-	f := ownVouches.files[b.file]
-	if f == nil {
-		var err error
-		if f, err = openVouchFile(b.name()); err != nil {
-			return err
-		}
-		ownVouches.files[b.file] = f
+	f, err := vouchFile(b.file)
+	if err != nil {
+		return err
 	}
 	// A byte this process locked already (for a holder whose lock was
 	// broken) stays locked, and passes to holder.
@@ -144,6 +143,42 @@ func vouch(dev, ino uint64, raw []byte, holder any) error {
 	}
 	ownVouches.m[b] = holder
 	return nil
+}
+
+// vouchFile returns this process's description of vouch file i, opening
+// it on first use, and again once the file it opened has no name left
+// (removed: by an operator, or by a cleaner of old files where the vouch
+// files are in the temporary directory, see hostLockDir). Askers open the
+// name, so the vouches held through the removed file are taken again
+// through the new one. Called with ownVouches held; its errors are
+// openVouchFile's and fcntl(2)'s.
+func vouchFile(i int) (*os.File, error) {
+	f := ownVouches.files[i]
+	if f != nil {
+		var st unix.Stat_t
+		if err := unix.Fstat(int(f.Fd()), &st); err != nil || st.Nlink > 0 {
+			return f, nil
+		}
+	}
+	name := vouchByte{file: i}.name()
+	nf, err := openVouchFile(name)
+	if err != nil {
+		return nil, err
+	}
+	for b := range ownVouches.m {
+		if b.file != i {
+			continue
+		}
+		if _, err := b.lock(nf, unix.F_OFD_SETLK, unix.F_RDLCK); err != nil {
+			nf.Close()
+			return nil, &os.PathError{Op: "fcntl F_OFD_SETLK", Path: name, Err: err}
+		}
+	}
+	if f != nil {
+		f.Close()
+	}
+	ownVouches.files[i] = nf
+	return nf, nil
 }
 
 // unvouch ends holder's vouch for the lock file dev, ino holding raw, if
@@ -195,7 +230,7 @@ func vouched(fi os.FileInfo, raw []byte) bool {
 
 // vouchHeld reports whether any open file description holds b.
 func vouchHeld(b vouchByte) bool {
-	f, err := os.Open(b.name())
+	f, err := openHostFile(b.name())
 	if errors.Is(err, os.ErrNotExist) {
 		return false // never made: nobody ever vouched through it
 	}

@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -263,5 +264,101 @@ func TestCleanupSparesRewrittenRecord(t *testing.T) {
 	}
 	if h, err := Inspect(p); err != nil || h.State != HolderAlive {
 		t.Errorf("after the cleaner: %v, %v; want the lock held and vouched", h.State, err)
+	}
+}
+
+// TestVouchFileRemoved: a vouch file removed while this process keeps it
+// open (an operator's rm -r of /run/lock/nfslock, a cleaner of old files
+// in the temporary directory, where the vouch files are when there is no
+// /run/lock) is made again by the next vouch through it, which takes the
+// vouches held through the removed one again: askers open the name. Before,
+// this process vouched through the removed file for the rest of its life,
+// where no asker looked, so every lock it vouched for was stale once its
+// named process exited.
+func TestVouchFileRemoved(t *testing.T) {
+	useOwnVouchDir(t)
+	first := vouchByteOf(1, 1, []byte("first"))
+	var second []byte
+	for i := 0; second == nil; i++ {
+		if raw := fmt.Appendf(nil, "second %d", i); vouchByteOf(1, 1, raw).file == first.file {
+			second = raw
+		}
+	}
+	holders := [2]int{}
+	if err := vouch(1, 1, []byte("first"), &holders[0]); err != nil {
+		t.Fatal(err)
+	}
+	defer unvouch(1, 1, []byte("first"), &holders[0])
+	if err := os.Remove(first.name()); err != nil {
+		t.Fatal(err)
+	}
+	if err := vouch(1, 1, second, &holders[1]); err != nil {
+		t.Fatal(err)
+	}
+	defer unvouch(1, 1, second, &holders[1])
+	if !vouchHeld(vouchByteOf(1, 1, second)) {
+		t.Error("the vouch made after its file was removed is not seen")
+	}
+	if !vouchHeld(first) {
+		t.Error("the vouch made before its file was removed is not seen after the next vouch through it")
+	}
+}
+
+// useOwnVouchDir gives this process, for the test, vouch files of its own
+// (the machine's are shared with every other process of this host).
+func useOwnVouchDir(t *testing.T) {
+	dir := t.TempDir()
+	ownVouches.Lock()
+	savedDir, savedFiles := vouchDir, ownVouches.files
+	vouchDir, ownVouches.files = func() string { return dir }, [vouchFiles]*os.File{}
+	ownVouches.Unlock()
+	t.Cleanup(func() {
+		ownVouches.Lock()
+		defer ownVouches.Unlock()
+		for _, f := range ownVouches.files {
+			if f != nil {
+				f.Close()
+			}
+		}
+		vouchDir, ownVouches.files = savedDir, savedFiles
+	})
+}
+
+// TestVouchFileNotRegular: a FIFO that another user of the host put at a
+// vouch file's name (the directory is world-writable) makes a vouch fail
+// and an asker judge the holder alive, at once. Before, both blocked in
+// open(2) for as long as nobody opened the FIFO for writing: the daemon's
+// open of a lock file, and every process judging a dead holder of this
+// host.
+func TestVouchFileNotRegular(t *testing.T) {
+	useOwnVouchDir(t)
+	b := vouchByteOf(1, 1, []byte("fifo"))
+	if err := syscall.Mkfifo(b.name(), 0o666); err != nil {
+		t.Fatal(err)
+	}
+	// Whatever blocks in open(2) is let go when the test ends.
+	t.Cleanup(func() {
+		if w, err := os.OpenFile(b.name(), os.O_WRONLY|syscall.O_NONBLOCK, 0); err == nil {
+			w.Close()
+		}
+	})
+	answer := func(what string, f func() bool) bool {
+		got := make(chan bool, 1)
+		go func() { got <- f() }()
+		select {
+		case v := <-got:
+			return v
+		case <-time.After(5 * time.Second):
+			t.Fatalf("%s still blocks after 5 s", what)
+			return false
+		}
+	}
+	var holder int
+	if answer("vouch", func() bool { return vouch(1, 1, []byte("fifo"), &holder) == nil }) {
+		unvouch(1, 1, []byte("fifo"), &holder)
+		t.Error("vouched through a FIFO")
+	}
+	if !answer("vouchHeld", func() bool { return vouchHeld(b) }) {
+		t.Error("a FIFO at the vouch file's name says that nobody vouches")
 	}
 }
