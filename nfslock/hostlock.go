@@ -90,11 +90,13 @@ func flock(f *os.File) error {
 }
 
 // openHostFile opens the existing host-local file name for reading, never
-// blocking: in a world-writable directory another user may have put a FIFO
-// there, whose open would wait for a writer. Anything but a regular file
-// gives an error matching syscall.EINVAL; other errors are open(2)'s.
+// blocking and never following a symbolic link: in a world-writable
+// directory another user may have put a FIFO there, whose open would wait
+// for a writer, or a link to a file of theirs choosing. Anything but a
+// regular file gives an error matching syscall.EINVAL, a symbolic link
+// ELOOP; other errors are open(2)'s.
 func openHostFile(name string) (*os.File, error) {
-	f, err := os.OpenFile(name, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	f, err := os.OpenFile(name, os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_NOFOLLOW, 0)
 	if err != nil {
 		return nil, err
 	}

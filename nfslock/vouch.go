@@ -45,7 +45,7 @@ import (
 // Limits: processes that are not of this package (Core) do not look for
 // vouches, nor do versions of it before these files. Two locks whose hashes
 // meet on one byte vouch for each other: a dead holder's lock then stays
-// held while the other lock is, never the reverse (2^-62 per pair). A vouch
+// held while the other lock is, never the reverse (2^-64 per pair). A vouch
 // file that a process can open neither to vouch nor to ask makes it fail to
 // vouch (the lock is not taken), or judge the holder alive (the lock must
 // be broken by hand): never stale on a guess. A vouch file removed while

@@ -324,41 +324,62 @@ func useOwnVouchDir(t *testing.T) {
 	})
 }
 
-// TestVouchFileNotRegular: a FIFO that another user of the host put at a
-// vouch file's name (the directory is world-writable) makes a vouch fail
-// and an asker judge the holder alive, at once. Before, both blocked in
-// open(2) for as long as nobody opened the FIFO for writing: the daemon's
-// open of a lock file, and every process judging a dead holder of this
-// host.
+// TestVouchFileNotRegular: a FIFO or a symbolic link that another user of
+// the host put at a vouch file's name (the directory is world-writable)
+// makes a vouch fail and an asker judge the holder alive, at once. Before,
+// both blocked in open(2) on a FIFO for as long as nobody opened it for
+// writing (the daemon's open of a lock file, and every process judging a
+// dead holder of this host), and a link was followed to the file of the
+// other user's choosing, which the root daemon then locked.
 func TestVouchFileNotRegular(t *testing.T) {
-	useOwnVouchDir(t)
-	b := vouchByteOf(1, 1, []byte("fifo"))
-	if err := syscall.Mkfifo(b.name(), 0o666); err != nil {
-		t.Fatal(err)
-	}
-	// Whatever blocks in open(2) is let go when the test ends.
-	t.Cleanup(func() {
-		if w, err := os.OpenFile(b.name(), os.O_WRONLY|syscall.O_NONBLOCK, 0); err == nil {
-			w.Close()
-		}
-	})
-	answer := func(what string, f func() bool) bool {
-		got := make(chan bool, 1)
-		go func() { got <- f() }()
-		select {
-		case v := <-got:
-			return v
-		case <-time.After(5 * time.Second):
-			t.Fatalf("%s still blocks after 5 s", what)
-			return false
-		}
-	}
-	var holder int
-	if answer("vouch", func() bool { return vouch(1, 1, []byte("fifo"), &holder) == nil }) {
-		unvouch(1, 1, []byte("fifo"), &holder)
-		t.Error("vouched through a FIFO")
-	}
-	if !answer("vouchHeld", func() bool { return vouchHeld(b) }) {
-		t.Error("a FIFO at the vouch file's name says that nobody vouches")
+	for _, tc := range []struct {
+		name  string
+		plant func(t *testing.T, name string)
+	}{
+		{"FIFO", func(t *testing.T, name string) {
+			if err := syscall.Mkfifo(name, 0o666); err != nil {
+				t.Fatal(err)
+			}
+			// Whatever blocks in open(2) is let go when the test ends.
+			t.Cleanup(func() {
+				if w, err := os.OpenFile(name, os.O_WRONLY|syscall.O_NONBLOCK, 0); err == nil {
+					w.Close()
+				}
+			})
+		}},
+		{"symbolic link to another user's file", func(t *testing.T, name string) {
+			target := filepath.Join(t.TempDir(), "theirs")
+			if err := os.WriteFile(target, nil, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Symlink(target, name); err != nil {
+				t.Fatal(err)
+			}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			useOwnVouchDir(t)
+			b := vouchByteOf(1, 1, []byte("planted"))
+			tc.plant(t, b.name())
+			answer := func(what string, f func() bool) bool {
+				got := make(chan bool, 1)
+				go func() { got <- f() }()
+				select {
+				case v := <-got:
+					return v
+				case <-time.After(5 * time.Second):
+					t.Fatalf("%s still blocks after 5 s", what)
+					return false
+				}
+			}
+			var holder int
+			if answer("vouch", func() bool { return vouch(1, 1, []byte("planted"), &holder) == nil }) {
+				unvouch(1, 1, []byte("planted"), &holder)
+				t.Errorf("vouched through a %s", tc.name)
+			}
+			if !answer("vouchHeld", func() bool { return vouchHeld(b) }) {
+				t.Errorf("a %s at the vouch file's name says that nobody vouches", tc.name)
+			}
+		})
 	}
 }
