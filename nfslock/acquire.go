@@ -29,7 +29,7 @@ import (
 // first polls, and a release in this process hands the lock to it at once.
 // A release by another process of this host wakes it through inotify; a
 // release on another host is seen by polling P.nfs_lock with a randomized
-// interval growing from 1 ms to 100 ms.
+// interval growing from 1 ms to 150 ms.
 //
 // A lock that shared holders hold (AcquireShared) is acquired once they have
 // all released it; meanwhile new shared holders wait behind this Acquire.
