@@ -86,8 +86,9 @@ type waitRequests struct {
 
 // count lets a waiter of n, which has just asked for the lock, wait for
 // waitCountLead and then counts the requests n's client mount sends over
-// waitCountWindow. Nothing else of n may use the export meanwhile: its
-// daemon and its other workers are idle.
+// waitCountWindow. Nothing but the waiter may use the export from n
+// meanwhile: in realNFSHandoffs, n's other workers, and its daemon unless
+// that is the waiter, are idle.
 func (w *waitRequests) count(n *node) {
 	time.Sleep(waitCountLead)
 	before, start := n.mountStats(), time.Now()
