@@ -177,7 +177,12 @@ func (k *keepers) add(fsys *filesystem, pid int, lock namedLock, kl keptLock) {
 		// names another process already: that one gets a watch of its own.
 		var err error
 		if w, err = watchExit(pid); err != nil {
-			return // the record is kept as it is, as before keepers existed
+			// The record is kept as it is, as before keepers existed: should
+			// pid exit while a child keeps the file, the daemon's vouch alone
+			// keeps the lock held, for this package's processes only.
+			fsys.log.WithError(err).WithFields(logrus.Fields{"path": kl.path, "pid": pid}).
+				Warn("cannot watch the process a lock names; if it exits while others keep the file, the record keeps naming it")
+			return
 		}
 		if k.watches == nil {
 			k.watches, k.byLock = make(map[int]*exitWatch), make(map[namedLock]*exitWatch)
