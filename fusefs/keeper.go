@@ -289,10 +289,17 @@ func (w *exitWatch) wait() bool {
 		return false
 	}
 	return conn.Read(func(fd uintptr) bool {
-		fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
-		n, err := unix.Poll(fds, 0)
-		return err == nil && n > 0 // readable: the process has exited
+		readable, err := pidfdReadable(fd)
+		return err == nil && readable
 	}) == nil
+}
+
+// pidfdReadable reports, without waiting, whether pidfd fd is readable:
+// whether its process has exited.
+func pidfdReadable(fd uintptr) (bool, error) {
+	fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+	n, err := unix.Poll(fds, 0)
+	return n > 0, err
 }
 
 // exited reports whether the process has exited (or its watch has
@@ -307,9 +314,8 @@ func (w *exitWatch) exited() bool {
 	}
 	readable := true
 	if err := conn.Control(func(fd uintptr) {
-		fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
-		n, err := unix.Poll(fds, 0)
-		readable = err != nil || n > 0
+		r, err := pidfdReadable(fd)
+		readable = err != nil || r
 	}); err != nil {
 		return true // closed: wait has returned
 	}

@@ -191,12 +191,11 @@ func (l *Lock) activate(o *options, waited time.Duration) error {
 		}
 		l.vouched = true
 	}
-	log := o.log
 	heldLocks.add(l)
 	if l.lease != nil {
 		renewals.add(l.lease)
 	}
-	log.WithFields(logrus.Fields{"path": l.path, "pid": l.rec.Pid, "host": l.rec.Host, "waited": waited}).Info("lock acquired")
+	l.log.WithFields(logrus.Fields{"path": l.path, "pid": l.rec.Pid, "host": l.rec.Host, "waited": waited}).Info("lock acquired")
 	return nil
 }
 
@@ -339,9 +338,7 @@ func abandonedHere(p string, ino uint64, raw []byte) bool {
 // forget marks the lock released and hands it to the next waiter of this
 // process. Called with l.mu held.
 func (l *Lock) forget() {
-	if l.vouched {
-		unvouch(l.dev, l.ino, l.data, l)
-	}
+	endVouch(&l.vouched, l.dev, l.ino, l.data, l)
 	if l.lease != nil {
 		l.lease.end()
 	}
@@ -446,12 +443,15 @@ func (l *Lock) replaceRecord(rec Record) error {
 			os.Remove(copyForP) // the link may have happened, its reply lost
 		}
 	}
+	discard := func() { // the new record, by both its names, on a failure
+		os.Remove(a.name)
+		if haveCopy {
+			os.Remove(copyForP)
+		}
+	}
 	if l.vouched {
 		if err := vouch(a.dev, a.ino, data, l); err != nil {
-			os.Remove(a.name)
-			if haveCopy {
-				os.Remove(copyForP)
-			}
+			discard()
 			return fmt.Errorf("nfslock: %s: vouching for the new record on this host: %w", l.path, err)
 		}
 	}
@@ -462,10 +462,7 @@ func (l *Lock) replaceRecord(rec Record) error {
 		if l.vouched {
 			unvouch(a.dev, a.ino, data, l)
 		}
-		os.Remove(a.name)
-		if haveCopy {
-			os.Remove(copyForP)
-		}
+		discard()
 		if l.lease != nil {
 			l.lease.replaced(l.ino, l.data)
 		}

@@ -228,9 +228,7 @@ func (s *SharedLock) Unlock() error {
 	// The last one out removes the directory, so that the next writer
 	// finds it absent; a reader getting in meanwhile makes it again.
 	syscall.Rmdir(readersDir(s.path))
-	if s.vouched {
-		unvouch(s.dev, s.ino, s.data, s)
-	}
+	endVouch(&s.vouched, s.dev, s.ino, s.data, s)
 	s.released = true
 	s.register(false)
 	if !removed {
@@ -334,11 +332,15 @@ func eachReader(path, doing string, fn func(name string, h Holder) error) error 
 	revalidateDir(filepath.Dir(p))
 	dir, base := readersDir(p), filepath.Base(p)
 	entries, err := os.ReadDir(dir)
-	if errors.Is(err, os.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
+	if errors.Is(err, syscall.ENOTDIR) {
+		return nil // an exclusive holder's mark, in a directory that exists
+	}
+	if errors.Is(err, os.ErrNotExist) {
+		// None, unless the lock's directory itself is missing: say so.
 		if _, derr := os.Stat(filepath.Dir(p)); derr != nil {
 			return dirError(p, "listing shared holders in directory", derr)
 		}
-		return nil // none, or an exclusive holder's mark
+		return nil
 	}
 	if err != nil {
 		return fmt.Errorf("nfslock: %s: listing shared holders in %s: %w", p, dir, err)

@@ -202,19 +202,23 @@ func unvouch(dev, ino uint64, raw []byte, holder any) {
 func (l *Lock) EndVouch() {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.vouched {
-		unvouch(l.dev, l.ino, l.data, l)
-		l.vouched = false
-	}
+	endVouch(&l.vouched, l.dev, l.ino, l.data, l)
 }
 
 // EndVouch is Lock.EndVouch for a shared hold.
 func (s *SharedLock) EndVouch() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.vouched {
-		unvouch(s.dev, s.ino, s.data, s)
-		s.vouched = false
+	endVouch(&s.vouched, s.dev, s.ino, s.data, s)
+}
+
+// endVouch ends holder's vouch for its lock file dev, ino holding raw if
+// *vouched says it has one, and clears *vouched: the end of a holder, or
+// of its vouching. Called with the holder's mutex held.
+func endVouch(vouched *bool, dev, ino uint64, raw []byte, holder any) {
+	if *vouched {
+		unvouch(dev, ino, raw, holder)
+		*vouched = false
 	}
 }
 
